@@ -1,0 +1,3 @@
+from josef.cli.main import main
+
+raise SystemExit(main())

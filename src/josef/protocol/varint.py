@@ -29,17 +29,23 @@ def uvarint_size(value: int) -> int:
     return size
 
 
-def read_uvarint(buf: bytes | bytearray | memoryview, pos: int, end: int | None = None) -> tuple[int, int]:
+def read_uvarint(
+    buf: bytes | bytearray | memoryview, pos: int, end: int | None = None
+) -> tuple[int, int]:
     """Read an unsigned 32-bit varint at `pos`."""
     return _read(buf, pos, len(buf) if end is None else end, _MAX_UVARINT_BYTES)
 
 
-def read_uvarlong(buf: bytes | bytearray | memoryview, pos: int, end: int | None = None) -> tuple[int, int]:
+def read_uvarlong(
+    buf: bytes | bytearray | memoryview, pos: int, end: int | None = None
+) -> tuple[int, int]:
     """Read an unsigned 64-bit varint at `pos`."""
     return _read(buf, pos, len(buf) if end is None else end, _MAX_UVARLONG_BYTES)
 
 
-def _read(buf: bytes | bytearray | memoryview, pos: int, end: int, max_bytes: int) -> tuple[int, int]:
+def _read(
+    buf: bytes | bytearray | memoryview, pos: int, end: int, max_bytes: int
+) -> tuple[int, int]:
     if pos < end:
         b = buf[pos]
         if b < 0x80:  # the common one-byte case, without the loop
@@ -76,13 +82,17 @@ def varint_size(value: int) -> int:
     return uvarint_size(((value << 1) ^ (value >> 63)) & 0xFFFFFFFFFFFFFFFF)
 
 
-def read_varint(buf: bytes | bytearray | memoryview, pos: int, end: int | None = None) -> tuple[int, int]:
+def read_varint(
+    buf: bytes | bytearray | memoryview, pos: int, end: int | None = None
+) -> tuple[int, int]:
     """Read a zig-zag signed 32-bit varint."""
     raw, pos = _read(buf, pos, len(buf) if end is None else end, _MAX_UVARINT_BYTES)
     return (raw >> 1) ^ -(raw & 1), pos
 
 
-def read_varlong(buf: bytes | bytearray | memoryview, pos: int, end: int | None = None) -> tuple[int, int]:
+def read_varlong(
+    buf: bytes | bytearray | memoryview, pos: int, end: int | None = None
+) -> tuple[int, int]:
     """Read a zig-zag signed 64-bit varint."""
     raw, pos = _read(buf, pos, len(buf) if end is None else end, _MAX_UVARLONG_BYTES)
     return (raw >> 1) ^ -(raw & 1), pos

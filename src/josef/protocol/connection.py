@@ -91,7 +91,7 @@ class Request:
 class ServerConnection:
     """Frames and decodes requests from one client; encodes the responses to them."""
 
-    __slots__ = ("_buf", "_failed", "_max_frame_bytes", "_pos", "_supported")
+    __slots__ = ("_buf", "_failed", "_max_frame_bytes", "_pos", "_supported", "trailing_bytes")
 
     def __init__(
         self,
@@ -105,6 +105,7 @@ class ServerConnection:
         self._buf = bytearray()
         self._pos = 0  # start of the first unconsumed byte in _buf
         self._failed = False
+        self.trailing_bytes = 0  # bytes seen after request bodies (tolerated, see _decode)
 
     @property
     def buffered_bytes(self) -> int:
@@ -189,8 +190,10 @@ class ServerConnection:
             return self._unsupported(frame, api_key, api_version)
         api, header_version = known
         header, pos = RequestHeader.read(frame, 0, frame_size, header_version)
-        # decode() insists on consuming the whole slice: trailing bytes are a ProtocolError.
-        body = api.request.decode(memoryview(frame)[pos:], api_version)
+        # Bytes after the body are ignored, as Kafka's broker does: librdkafka 2.x sends three
+        # stray bytes after an all-topics Metadata v9+ request (librdkafka issue #5049).
+        body, end = api.request.read(frame, pos, frame_size, api_version)
+        self.trailing_bytes += frame_size - end
         return Request(
             api_key,
             api_version,

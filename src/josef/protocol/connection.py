@@ -9,9 +9,10 @@ Contract:
 - Framing is Kafka's: an int32 size, then that many bytes of request header + body. A size
   below 0 or above `max_frame_bytes` raises `FrameTooLarge` as soon as the 4 size bytes are
   here, before any of the body is buffered.
-- Every complete frame is copied out once into its own `bytes`; `records` fields of the
-  decoded body are memoryviews over that object, so they stay valid while the receive buffer
-  is reused.
+- A small frame is copied out once into its own `bytes`; a frame of 64 KiB or more is not
+  copied at all: the receive buffer grows (as bytes arrive, never ahead of them, so a declared
+  size allocates nothing) and is then handed over whole. Either way the `records` fields of the
+  decoded body are memoryviews over memory that the connection no longer touches.
 - Any violation (bad size, unknown api_key, a version outside the spec or outside what the
   owner advertises, truncated header, body not consuming the frame exactly) raises
   `ProtocolError` or a subclass. The connection is then dead: the owner closes the socket, as
@@ -46,6 +47,9 @@ from josef.protocol.messages import (
 
 # Kafka's socket.request.max.bytes default (100 MiB).
 DEFAULT_MAX_FRAME_BYTES = 104_857_600
+# Frames at least this large are not copied out of the receive buffer: the buffer is handed
+# over whole. Below it a copy is cheaper than regrowing a fresh buffer for every request.
+_HANDOVER_MIN_BYTES = 64 * 1024
 
 _INT32 = struct.Struct(">i")
 _INT16_INT16 = struct.Struct(">hh")
@@ -137,8 +141,21 @@ class ServerConnection:
         start = pos + 4
         end = start + size
         if len(buf) < end:
+            if pos and size >= _HANDOVER_MIN_BYTES:
+                # Move the partial large frame to the front so that, once complete, the buffer
+                # itself can become the frame (below) instead of being copied.
+                del buf[:pos]
+                self._pos = 0
             return None
-        # One copy out of the receive buffer; the temporary views die before buf is resized.
+        if pos == 0 and size >= _HANDOVER_MIN_BYTES:
+            # Hand the receive buffer over as the frame: no copy of a large produce request.
+            # The few bytes of the next requests that came with it start a new buffer.
+            self._buf = bytearray(memoryview(buf)[end:])
+            del buf[end:]
+            self._pos = 0
+            return self._decode_or_fail(memoryview(buf)[4:])
+        # Small frames: one copy out of the receive buffer; the temporary views die before buf
+        # is resized.
         frame = memoryview(buf)[start:end].tobytes()
         if end == len(buf):
             buf.clear()
@@ -149,6 +166,9 @@ class ServerConnection:
             self._pos = 0
         else:
             self._pos = end
+        return self._decode_or_fail(frame)
+
+    def _decode_or_fail(self, frame: bytes | memoryview) -> Request:
         try:
             return self._decode(frame)
         except ProtocolError:
@@ -178,7 +198,7 @@ class ServerConnection:
             f"request size {size} is outside 0..{self._max_frame_bytes} (socket.request.max.bytes)"
         )
 
-    def _decode(self, frame: bytes) -> Request:
+    def _decode(self, frame: bytes | memoryview) -> Request:
         frame_size = len(frame)
         if frame_size < 4:
             raise ProtocolError(f"request header truncated at {frame_size} bytes")
@@ -204,7 +224,7 @@ class ServerConnection:
             frame_size,
         )
 
-    def _unsupported(self, frame: bytes, api_key: int, api_version: int) -> Request:
+    def _unsupported(self, frame: bytes | memoryview, api_key: int, api_version: int) -> Request:
         api = API_KEYS.get(api_key)
         if api is None:
             raise ProtocolError(f"unknown api_key {api_key}")

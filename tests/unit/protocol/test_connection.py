@@ -7,6 +7,7 @@ import struct
 import pytest
 
 from josef.protocol._generated.api_versions import ApiVersionsRequest, ApiVersionsResponse
+from josef.protocol._generated.headers import RequestHeader
 from josef.protocol._generated.heartbeat import HeartbeatRequest, HeartbeatResponse
 from josef.protocol._generated.produce import ProduceRequest
 from josef.protocol.connection import (
@@ -344,3 +345,31 @@ def test_controlled_shutdown_v0_uses_header_v0() -> None:
     assert request is not None
     assert (request.api_key, request.correlation_id, request.client_id) == (7, 42, "")
     assert request.body == API_KEYS[7].request(broker_id=3)
+
+
+def test_large_frame_is_handed_over_not_copied() -> None:
+    records = bytes(range(256)) * 1024  # 256 KiB: above the hand-over threshold
+    body = ProduceRequest(
+        acks=-1,
+        timeout_ms=1000,
+        topic_data=[
+            ProduceRequest.TopicProduceData(
+                name="t", partition_data=[ProduceRequest.PartitionProduceData(0, records)]
+            )
+        ],
+    )
+    header = RequestHeader(0, 9, 7, "c").encode(2)
+    payload = header + body.encode(9)
+    connection = ServerConnection()
+    wire = frame(payload) + HEARTBEAT_V0
+    # Arrives in pieces, with the next request's first bytes glued to the end of the large one.
+    for i in range(0, len(wire), 7000):
+        connection.receive_data(wire[i : i + 7000])
+    request = connection.next_request()
+    assert request is not None and request.frame_size == len(payload)
+    got = request.body.topic_data[0].partition_data[0].records
+    assert isinstance(got, memoryview) and bytes(got) == records
+    assert isinstance(got.obj, bytearray)  # the receive buffer itself, not a copy
+    follow = connection.next_request()
+    assert follow is not None and follow.api_key == 12
+    assert connection.buffered_bytes == 0

@@ -1,0 +1,716 @@
+"""`DiskPartitionLog`: one partition's log as a directory of segments (Kafka's UnifiedLog).
+
+Contract (see josef.storage.api.PartitionLog for the operations, docs/storage.md for the
+layout): appends are validated completely before anything is written, then written with one
+`os.writev` to the active segment (rolled first when Kafka would roll), so a failed append
+leaves the log unchanged. On return the bytes are in the page cache; durability comes from
+`flush` or, off the event loop, `begin_flush` (loop) -> `FlushJob.run` (worker thread) ->
+`finish_flush` (loop), which `josef.storage.flusher.GroupCommit` drives.
+
+Invariant: log_end_offset is the active segment's next_offset (its base_offset when empty),
+so it is the same after a restart.
+
+Deviation: AppendInfo.offset_of_max_timestamp is computed from batch headers only (records are
+never decoded on append): the batch's first offset when its first record must hold the max
+(LogAppendTime, or max_timestamp == base_timestamp), else its last offset, which is exact for
+the usual increasing timestamps unless several records share the max. The ListOffsets
+lookups (`offset_for_timestamp`, `offset_of_max_timestamp`) decode the one batch they land in
+and are exact.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import struct
+from bisect import bisect_right
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from crc32c import crc32c
+
+from josef.protocol.errors import ErrorCode
+from josef.records.batch import (
+    ATTRIBUTES_OFFSET,
+    BASE_OFFSET_OFFSET,
+    CRC_OFFSET,
+    HEADER_SIZE,
+    MAX_TIMESTAMP_OFFSET,
+    PARTITION_LEADER_EPOCH_OFFSET,
+    TIMESTAMP_TYPE_MASK,
+    BatchHeader,
+    validate_batches,
+)
+from josef.records.errors import RecordsError
+from josef.records.records import iter_records, record_offset, record_timestamp
+from josef.storage.api import AppendInfo, FetchData, LogConfig, TimestampAndOffset
+from josef.storage.disk.cleaner import recover_swap_files
+from josef.storage.disk.segment import INT32_MAX, LogSegment, segment_name
+from josef.storage.errors import (
+    InvalidRecord,
+    KafkaStorageError,
+    OffsetOutOfRange,
+    RecordTooLarge,
+    UnexpectedAppendOffset,
+    from_records_error,
+)
+
+# os.writev takes at most IOV_MAX buffers (1024 on Linux); an append of more batches than
+# that is copied once into one buffer instead of written as header + payload pairs.
+_IOV_MAX = os.sysconf("SC_IOV_MAX") if hasattr(os, "sysconf") else 1024
+_INT64 = struct.Struct(">q")
+_INT32 = struct.Struct(">i")
+_UINT32 = struct.Struct(">I")
+_INT16 = struct.Struct(">h")
+_NO_TIMESTAMP = -1
+_LOG_APPEND_TIME = "LogAppendTime"
+
+
+@dataclass(slots=True)
+class FlushJob:
+    """The blocking half of a flush: fsync these (dup'ed) fds; safe on a worker thread."""
+
+    fds: list[int]
+    target_offset: int
+    messages: int
+    sizes: list[tuple[LogSegment, int]] = field(default_factory=list)
+    truncations: int = 0
+    error: OSError | None = None
+
+    def run(self) -> None:
+        try:
+            for fd in self.fds:
+                os.fsync(fd)
+        except OSError as err:
+            self.error = err
+        finally:
+            for fd in self.fds:
+                os.close(fd)
+            self.fds = []
+
+
+class DiskPartitionLog:
+    """One partition's segmented log on disk. Single writer: the event loop."""
+
+    def __init__(
+        self, directory: str, config: LogConfig, segments: list[LogSegment],
+        log_start_offset: int, recovery_point: int, high_watermark: int, rng: random.Random,
+    ) -> None:
+        self.directory = directory
+        self._config = config
+        self._segments = segments
+        self._bases = [s.base_offset for s in segments]
+        self._rng = rng
+        self._log_start_offset = log_start_offset
+        self._recovery_point = recovery_point
+        self._high_watermark = high_watermark
+        self._unflushed_messages = 0
+        self._truncations = 0  # bumped by truncate_to: a flush begun before does not count
+        self._dir_dirty = True  # segment files created or deleted since the last dir fsync
+        self._closed = False
+        self._jitter = (-1, 0)  # (base_offset of the active segment, its roll jitter)
+
+    # --- opening and recovery -----------------------------------------------------------------
+    @classmethod
+    def open(
+        cls, directory: str, config: LogConfig, *, now_ms: int, log_start_offset: int = 0,
+        recovery_point: int = 0, high_watermark: int = 0, clean_shutdown: bool = False,
+        rng: random.Random | None = None,
+    ) -> DiskPartitionLog:
+        """Open (or create) the log in `directory`. Segments below the one holding
+        recovery_point are trusted; the rest are recovered (scanned, validated, cut at the
+        first invalid byte), unless the last shutdown was clean."""
+        os.makedirs(directory, exist_ok=True)
+        try:
+            recover_swap_files(directory)  # an interrupted compaction swap, completed or undone
+        except OSError as err:
+            raise KafkaStorageError(f"cannot recover {directory}: {err}") from err
+        bases = _segment_bases(directory)
+        segments: list[LogSegment] = []
+        try:
+            if clean_shutdown:
+                first_unflushed = len(bases)
+            else:
+                first_unflushed = max(bisect_right(bases, recovery_point) - 1, 0)
+            for i, base in enumerate(bases):
+                if segments and base < segments[-1].next_offset:
+                    _delete_files(directory, bases[i:])  # overlapping: not ours to trust
+                    break
+                segment = LogSegment.open_existing(directory, base, config, now_ms)
+                segments.append(segment)
+                if i < first_unflushed:
+                    segment.load(config)
+                    truncated = False
+                elif i == first_unflushed:
+                    truncated = segment.recover(config, recovery_point)
+                else:
+                    truncated = segment.scan(config, validate=True)
+                if truncated:
+                    _delete_files(directory, bases[i + 1 :])
+                    break
+            if not segments:
+                segments.append(LogSegment.create(directory, log_start_offset, config))
+            log_end_offset = segments[-1].next_offset
+            log_start_offset = max(log_start_offset, segments[0].base_offset)
+            if log_start_offset > log_end_offset:
+                for segment in reversed(segments):
+                    segment.delete()
+                segments = [LogSegment.create(directory, log_start_offset, config)]
+                log_end_offset = log_start_offset
+        except OSError as err:
+            for segment in segments:
+                segment.close()
+            raise KafkaStorageError(f"cannot open the log in {directory}: {err}") from err
+        recovery_point = log_end_offset if clean_shutdown else min(recovery_point, log_end_offset)
+        high_watermark = min(max(high_watermark, log_start_offset), log_end_offset)
+        return cls(
+            directory, config, segments, log_start_offset, recovery_point, high_watermark,
+            rng or random.Random(),
+        )
+
+    # --- state --------------------------------------------------------------------------------
+    @property
+    def config(self) -> LogConfig:
+        return self._config
+
+    @property
+    def log_start_offset(self) -> int:
+        return self._log_start_offset
+
+    @property
+    def log_end_offset(self) -> int:
+        return self._segments[-1].next_offset
+
+    @property
+    def high_watermark(self) -> int:
+        return self._high_watermark
+
+    @property
+    def recovery_point(self) -> int:
+        return self._recovery_point
+
+    @property
+    def size_bytes(self) -> int:
+        return sum(s.size for s in self._segments)
+
+    @property
+    def unflushed_messages(self) -> int:
+        """Records appended since the last flush began (for flush.messages)."""
+        return self._unflushed_messages
+
+    @property
+    def active_base_offset(self) -> int:
+        return self._bases[-1]
+
+    @property
+    def segment_base_offsets(self) -> list[int]:
+        return list(self._bases)
+
+    def update_config(self, config: LogConfig) -> None:
+        self._config = config
+
+    # --- appends ------------------------------------------------------------------------------
+    def append_as_leader(
+        self, records: bytes | memoryview, leader_epoch: int, now_ms: int
+    ) -> AppendInfo:
+        self._check_open()
+        try:
+            headers = validate_batches(records, self._config.max_message_bytes)
+        except RecordsError as err:
+            raise from_records_error(err) from err
+        total = len(records)
+        self._check_fits_a_segment(total)
+        # Producer-state validation (idempotence, transactions) belongs here, between
+        # validation and the write, so that a refused batch leaves the log unchanged.
+        log_append_time = now_ms if self._config.message_timestamp_type == _LOG_APPEND_TIME else -1
+        view = memoryview(records)
+        whole = bytearray(records) if 2 * len(headers) > _IOV_MAX else None
+        buffers: list[bytes | bytearray | memoryview] = [whole] if whole is not None else []
+        batches: list[tuple[int, int, int, int]] = []
+        offset = self.log_end_offset
+        for h in headers:
+            if whole is not None:
+                target, at = whole, h.pos
+            else:
+                target, at = bytearray(view[h.pos : h.pos + HEADER_SIZE]), 0
+            _INT64.pack_into(target, at + BASE_OFFSET_OFFSET, offset)
+            _INT32.pack_into(target, at + PARTITION_LEADER_EPOCH_OFFSET, leader_epoch)
+            max_timestamp = h.max_timestamp
+            if log_append_time >= 0:
+                max_timestamp = log_append_time
+                _INT16.pack_into(
+                    target, at + ATTRIBUTES_OFFSET, h.attributes | TIMESTAMP_TYPE_MASK
+                )
+                _INT64.pack_into(target, at + MAX_TIMESTAMP_OFFSET, log_append_time)
+                # The CRC covers attributes..end: header part, then the untouched payload.
+                if whole is not None:
+                    crc = crc32c(memoryview(whole)[at + ATTRIBUTES_OFFSET : at + h.size])
+                else:
+                    head_crc = crc32c(target[ATTRIBUTES_OFFSET:])
+                    crc = crc32c(view[h.pos + HEADER_SIZE : h.end], head_crc)
+                _UINT32.pack_into(target, at + CRC_OFFSET, crc)
+            if whole is None:
+                buffers += (target, view[h.pos + HEADER_SIZE : h.end])
+            last = offset + h.last_offset_delta
+            batches.append((offset, last, max_timestamp, h.size))
+            offset = last + 1
+        holder = self._write(buffers, total, batches, now_ms)
+        return self._append_info(headers, batches, holder, log_append_time)
+
+    def append_as_follower(self, records: bytes | memoryview, now_ms: int) -> AppendInfo:
+        self._check_open()
+        try:
+            headers = validate_batches(records, self._config.max_message_bytes, from_client=False)
+        except RecordsError as err:
+            raise from_records_error(err) from err
+        log_end_offset = self.log_end_offset
+        if headers[0].base_offset < log_end_offset:
+            raise UnexpectedAppendOffset(
+                f"first offset {headers[0].base_offset} is below the log end offset "
+                f"{log_end_offset}"
+            )
+        previous_last = log_end_offset - 1
+        batches: list[tuple[int, int, int, int]] = []
+        for h in headers:
+            if h.last_offset_delta < 0 or h.base_offset <= previous_last:
+                raise InvalidRecord(
+                    f"offsets out of order: batch [{h.base_offset}, {h.last_offset}] after "
+                    f"offset {previous_last}"
+                )
+            previous_last = h.last_offset
+            batches.append((h.base_offset, h.last_offset, h.max_timestamp, h.size))
+        total = len(records)
+        self._check_fits_a_segment(total)
+        holder = self._write([records], total, batches, now_ms)
+        return self._append_info(headers, batches, holder, -1)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise KafkaStorageError(f"the log in {self.directory} is closed")
+
+    def _check_fits_a_segment(self, size: int) -> None:
+        # Kafka's RecordBatchTooLargeException: one append must fit in one segment.
+        if size > self._config.segment_bytes:
+            raise RecordTooLarge(
+                f"{size} bytes of records exceed segment.bytes {self._config.segment_bytes}",
+                ErrorCode.RECORD_LIST_TOO_LARGE,
+            )
+
+    def _write(
+        self, buffers: list[bytes | bytearray | memoryview], total: int,
+        batches: list[tuple[int, int, int, int]], now_ms: int,
+    ) -> int:
+        """Roll if needed and write; returns the index of the first batch holding the max
+        timestamp (-1 when no batch has a timestamp)."""
+        max_timestamp, holder = _NO_TIMESTAMP, -1
+        for i, batch in enumerate(batches):
+            if batch[2] > max_timestamp:
+                max_timestamp, holder = batch[2], i
+        self._maybe_roll(total, max_timestamp, batches[0][0], batches[-1][1], now_ms)
+        self._segments[-1].append(buffers, total, batches, now_ms)
+        return holder
+
+    def _append_info(
+        self, headers: list[BatchHeader], batches: list[tuple[int, int, int, int]], holder: int,
+        log_append_time: int,
+    ) -> AppendInfo:
+        count = sum(h.record_count for h in headers)
+        self._unflushed_messages += count
+        max_timestamp, offset_of_max = _NO_TIMESTAMP, -1
+        if holder >= 0:
+            base, last, max_timestamp, _size = batches[holder]
+            h = headers[holder]
+            # From the header alone: the first record holds the max when every record has
+            # the log-append time, or when the max is the batch's first timestamp.
+            first_holds_max = log_append_time >= 0 or h.max_timestamp == h.base_timestamp
+            offset_of_max = base if first_holds_max else last
+        return AppendInfo(
+            first_offset=batches[0][0],
+            last_offset=batches[-1][1],
+            max_timestamp=max_timestamp,
+            offset_of_max_timestamp=offset_of_max,
+            log_append_time=log_append_time,
+            log_start_offset=self._log_start_offset,
+            record_count=count,
+        )
+
+    def _maybe_roll(
+        self, size: int, max_timestamp: int, first_offset: int, last_offset: int, now_ms: int
+    ) -> None:
+        """Kafka's UnifiedLog.maybeRoll: roll a non-empty active segment before an append
+        that would overflow segment.bytes, comes segment.ms (less jitter) after its first
+        batch, finds its index full, or whose offsets do not fit relative to its base."""
+        active = self._segments[-1]
+        overflow = last_offset - active.base_offset > INT32_MAX
+        if active.size == 0:
+            if overflow:  # an empty segment is moved instead (follower jumping ahead)
+                self._replace_empty_active(first_offset)
+            return
+        config = self._config
+        if active.first_batch_timestamp >= 0:
+            waited = max_timestamp - active.first_batch_timestamp
+        else:
+            waited = now_ms - active.first_append_ms
+        if (
+            active.size > config.segment_bytes - size
+            or waited > config.segment_ms - self._roll_jitter(active)
+            or active.index_full()
+            or overflow
+        ):
+            self._roll_to(max(first_offset, self.log_end_offset))
+
+    def _roll_jitter(self, segment: LogSegment) -> int:
+        """Kafka's segment.jitter.ms: a random value below it, fixed per segment."""
+        jitter = min(self._config.segment_jitter_ms, self._config.segment_ms)
+        if jitter <= 0:
+            return 0
+        if self._jitter[0] != segment.base_offset:
+            self._jitter = (segment.base_offset, self._rng.randrange(jitter))
+        return self._jitter[1]
+
+    def _roll_to(self, base_offset: int) -> None:
+        self._segments[-1].finalize()
+        try:
+            segment = LogSegment.create(self.directory, base_offset, self._config)
+        except OSError as err:
+            raise KafkaStorageError(f"cannot roll {self.directory}: {err}") from err
+        self._segments.append(segment)
+        self._bases.append(base_offset)
+        self._dir_dirty = True
+
+    def _replace_empty_active(self, base_offset: int) -> None:
+        self._segments.pop().delete()
+        self._bases.pop()
+        try:
+            segment = LogSegment.create(self.directory, base_offset, self._config)
+        except OSError as err:
+            raise KafkaStorageError(f"cannot create a segment in {self.directory}: {err}") from err
+        self._segments.append(segment)
+        self._bases.append(base_offset)
+        self._dir_dirty = True
+
+    # --- reads --------------------------------------------------------------------------------
+    def read(
+        self, fetch_offset: int, max_bytes: int, max_offset: int | None = None,
+        min_one_batch: bool = True,
+    ) -> FetchData:
+        log_end_offset = self.log_end_offset
+        if not self._log_start_offset <= fetch_offset <= log_end_offset:
+            raise OffsetOutOfRange(
+                f"offset {fetch_offset} is outside [{self._log_start_offset}, {log_end_offset}]"
+            )
+        limit = log_end_offset if max_offset is None else min(max_offset, log_end_offset)
+        data = FetchData(
+            high_watermark=self._high_watermark,
+            log_start_offset=self._log_start_offset,
+            log_end_offset=log_end_offset,
+        )
+        i = max(bisect_right(self._bases, fetch_offset) - 1, 0)
+        offset, budget = fetch_offset, max_bytes
+        while i < len(self._segments) and offset < limit:
+            chunk, offset, more = self._segments[i].read(
+                offset, budget, limit, min_one_batch and not data.records
+            )
+            if chunk is not None:
+                data.records.append(chunk)
+                data.size += len(chunk)
+                budget -= len(chunk)
+            if not more or budget <= 0:
+                break
+            i += 1
+        return data
+
+    def batches(
+        self, start_offset: int = 0, end_offset: int | None = None
+    ) -> Iterator[BatchHeader]:
+        """Whole stored batches holding offsets in [start_offset, end_offset), in order, one
+        pread each: for replays (producer state after a snapshot, tools), not for fetches.
+        Do not append, truncate or delete while iterating."""
+        end = self.log_end_offset if end_offset is None else end_offset
+        first = max(bisect_right(self._bases, start_offset) - 1, 0)
+        for segment in self._segments[first:]:
+            if segment.base_offset >= end:
+                return
+            position = segment.offset_index.lookup(start_offset - segment.base_offset)
+            for info in segment.iter_batches(position):
+                if info.base_offset >= end:
+                    return
+                if info.last_offset >= start_offset:
+                    yield segment.read_batch(info)
+
+    def offset_for_timestamp(self, timestamp: int) -> TimestampAndOffset | None:
+        """Kafka's fetchOffsetByTimestamp: the first record at or after log_start_offset with
+        a timestamp >= timestamp; the time index finds the batch, which is then decoded."""
+        first = max(bisect_right(self._bases, self._log_start_offset) - 1, 0)
+        for segment in self._segments[first:]:
+            if segment.max_timestamp < timestamp:
+                continue
+            start = segment.offset_index.lookup(
+                segment.time_index.lookup(timestamp)
+            )
+            for info in segment.iter_batches(start):
+                if info.max_timestamp < timestamp or info.last_offset < self._log_start_offset:
+                    continue
+                batch = segment.read_batch(info)
+                for record in iter_records(batch):
+                    offset = record_offset(batch, record)
+                    record_ts = record_timestamp(batch, record)
+                    if offset >= self._log_start_offset and record_ts >= timestamp:
+                        return TimestampAndOffset(record_ts, offset, batch.partition_leader_epoch)
+        return None
+
+    def offset_of_max_timestamp(self) -> TimestampAndOffset | None:
+        """KIP-734: the first record holding the largest timestamp in the log."""
+        best: LogSegment | None = None
+        for segment in self._segments:
+            if segment.max_timestamp >= 0 and (
+                best is None or segment.max_timestamp > best.max_timestamp
+            ):
+                best = segment
+        if best is None:
+            return None
+        info = best.batch_at_offset(best.offset_of_max_timestamp)
+        assert info is not None, f"{best.log_path}: no batch at {best.offset_of_max_timestamp}"
+        batch = best.read_batch(info)
+        offset = batch.last_offset
+        for record in iter_records(batch):
+            if record_timestamp(batch, record) == batch.max_timestamp:
+                offset = record_offset(batch, record)
+                break
+        return TimestampAndOffset(batch.max_timestamp, offset, batch.partition_leader_epoch)
+
+    # --- offsets moving -----------------------------------------------------------------------
+    def set_high_watermark(self, offset: int) -> None:
+        # Kafka's UnifiedLog.updateHighWatermark clamps into [log_start_offset, log_end_offset].
+        self._high_watermark = min(max(offset, self._log_start_offset), self.log_end_offset)
+
+    def truncate_to(self, offset: int) -> None:
+        """Kafka's UnifiedLog.truncateTo: the batch holding `offset` goes whole, and
+        log_end_offset becomes `offset` (an empty segment starting there keeps it so)."""
+        assert offset >= 0, f"truncate_to({offset})"
+        self._check_open()
+        if offset >= self.log_end_offset:
+            return
+        self._truncations += 1
+        try:
+            if offset < self._bases[0]:
+                self._delete_tail(0)
+                self._segments.append(LogSegment.create(self.directory, offset, self._config))
+                self._bases.append(offset)
+                self._log_start_offset = offset
+            else:
+                i = bisect_right(self._bases, offset) - 1
+                self._delete_tail(i + 1)
+                active = self._segments[i]
+                active.truncate_to_offset(offset, self._config)
+                if active.next_offset < offset:
+                    if active.size == 0:
+                        self._replace_empty_active(offset)
+                    else:
+                        self._roll_to(offset)
+                self._log_start_offset = min(self._log_start_offset, offset)
+        except OSError as err:
+            raise KafkaStorageError(f"truncation of {self.directory} failed: {err}") from err
+        self._dir_dirty = True
+        self._high_watermark = min(self._high_watermark, offset)
+        self._recovery_point = min(self._recovery_point, offset)
+
+    def _delete_tail(self, keep: int) -> None:
+        """Delete segments [keep:], newest first, so a crash leaves a prefix of the log."""
+        while len(self._segments) > keep:
+            self._segments.pop().delete()
+            self._bases.pop()
+
+    def delete_records_before(self, offset: int) -> int:
+        # Kafka's maybeIncrementLogStartOffset refuses to go past the high watermark.
+        if offset > self._high_watermark:
+            raise OffsetOutOfRange(
+                f"cannot move log_start_offset to {offset}, above the high watermark "
+                f"{self._high_watermark}"
+            )
+        self._log_start_offset = max(self._log_start_offset, offset)
+        self._delete_segments(lambda _segment, next_base: next_base <= self._log_start_offset)
+        return self._log_start_offset
+
+    def roll(self, now_ms: int) -> None:
+        self._check_open()
+        if self._segments[-1].size > 0:
+            self._roll_to(self.log_end_offset)
+
+    def apply_retention(self, now_ms: int) -> int:
+        """Kafka's deleteOldSegments: retention.ms, then retention.bytes, then segments wholly
+        below log_start_offset; only segments wholly below the high watermark, never the
+        active segment."""
+        deleted = 0
+        config = self._config
+        if config.delete:
+            if config.retention_ms >= 0:
+                deleted += self._delete_segments(
+                    lambda segment, _next: now_ms - _largest_timestamp(segment)
+                    > config.retention_ms
+                )
+            if config.retention_bytes >= 0 and self.size_bytes >= config.retention_bytes:
+                excess = self.size_bytes - config.retention_bytes
+
+                def over_size(segment: LogSegment, _next: int) -> bool:
+                    nonlocal excess
+                    if excess - segment.size < 0:
+                        return False
+                    excess -= segment.size
+                    return True
+
+                deleted += self._delete_segments(over_size)
+        deleted += self._delete_segments(
+            lambda _segment, next_base: next_base <= self._log_start_offset
+        )
+        return deleted
+
+    def _delete_segments(self, predicate: Callable[[LogSegment, int], bool]) -> int:
+        """Delete the oldest segments while `predicate(segment, next base_offset)` holds,
+        stopping at the active segment and at the high watermark."""
+        count = 0
+        while len(self._segments) > 1:
+            segment, next_base = self._segments[0], self._bases[1]
+            if next_base > self._high_watermark or not predicate(segment, next_base):
+                break
+            self._segments.pop(0)
+            self._bases.pop(0)
+            segment.delete()
+            self._dir_dirty = True
+            count += 1
+        self._log_start_offset = max(self._log_start_offset, self._bases[0])
+        return count
+
+    # --- durability ---------------------------------------------------------------------------
+    def begin_flush(self) -> FlushJob:
+        """Loop side of a flush: write pending index entries, pick the fds to fsync."""
+        self._check_open()
+        job = FlushJob([], self.log_end_offset, self._unflushed_messages)
+        job.truncations = self._truncations
+        try:
+            active = self._segments[-1]
+            for segment in self._segments:
+                if segment.is_dirty():
+                    job.sizes.append((segment, segment.size))
+                    job.fds += segment.begin_flush(active=segment is active)
+            if self._dir_dirty:
+                job.fds.append(os.open(self.directory, os.O_RDONLY))
+                self._dir_dirty = False
+        except (OSError, KafkaStorageError) as err:
+            for fd in job.fds:
+                os.close(fd)
+            if isinstance(err, KafkaStorageError):
+                raise
+            raise KafkaStorageError(f"flush of {self.directory} failed: {err}") from err
+        self._unflushed_messages = 0
+        return job
+
+    def finish_flush(self, job: FlushJob) -> None:
+        """Loop side, after `job.run()`: advance the recovery point (unless truncated since)."""
+        if job.error is not None:
+            self._dir_dirty = True
+            self._unflushed_messages += job.messages
+            raise KafkaStorageError(f"fsync in {self.directory} failed: {job.error}")
+        for segment, size in job.sizes:
+            segment.flushed_size = max(segment.flushed_size, size)
+        if job.truncations == self._truncations:
+            self._recovery_point = max(
+                self._recovery_point, min(job.target_offset, self.log_end_offset)
+            )
+
+    def flush(self) -> None:
+        job = self.begin_flush()
+        job.run()
+        self.finish_flush(job)
+
+    def close(self) -> None:
+        """Flush and release the files; the log is unusable afterwards."""
+        if self._closed:
+            return
+        try:
+            self._segments[-1].finalize()
+            self.flush()
+        finally:
+            self._closed = True
+            for segment in self._segments:
+                segment.close()
+
+    # --- compaction (josef.storage.disk.cleaner) ----------------------------------------------
+    @property
+    def segments(self) -> list[LogSegment]:
+        """The segments, oldest first, the last one active (a copy of the list)."""
+        return list(self._segments)
+
+    @property
+    def truncations(self) -> int:
+        """Truncations so far: a cleaning round begun before one must not be swapped in."""
+        return self._truncations
+
+    def holds_segments(self, segments: list[LogSegment]) -> bool:
+        """Whether `segments` are still consecutive non-active segments of this open log."""
+        if self._closed or not segments or segments[0] not in self._segments:
+            return False
+        i = self._segments.index(segments[0])
+        end = i + len(segments)
+        return end < len(self._segments) and all(
+            a is b for a, b in zip(self._segments[i:end], segments, strict=True)
+        )
+
+    def replace_segments(self, old: list[LogSegment], new: LogSegment, swap_path: str) -> None:
+        """Put the cleaned segment `new` (complete and fsynced at `swap_path`) in place of
+        `old`: the old files are deleted newest first, then `swap_path` is renamed to the
+        final name; `recover_swap_files` completes a crash in between."""
+        assert self.holds_segments(old), "the cleaner checks the segments first"
+        i = self._segments.index(old[0])
+        final = os.path.join(self.directory, segment_name(new.base_offset) + ".log")
+        try:
+            for segment in reversed(old):
+                segment.delete()
+            os.replace(swap_path, final)
+        except OSError as err:
+            self._closed = True  # the segment list no longer matches the files
+            raise KafkaStorageError(f"compaction swap in {self.directory} failed: {err}") from err
+        new.log_path = final
+        self._segments[i : i + len(old)] = [new]
+        self._bases[i : i + len(old)] = [new.base_offset]
+        self._dir_dirty = True
+
+    def close_without_flush(self) -> None:
+        """Release the files only (the partition is being deleted)."""
+        self._closed = True
+        for segment in self._segments:
+            segment.close()
+
+
+def _largest_timestamp(segment: LogSegment) -> int:
+    """Kafka's LogSegment.largestTimestamp: max record timestamp, else last-modified time."""
+    return segment.max_timestamp if segment.max_timestamp >= 0 else segment.last_append_ms
+
+
+def _segment_bases(directory: str) -> list[int]:
+    """Base offsets of the `.log` files; stray index and temporary files are removed."""
+    names = os.listdir(directory)
+    bases = sorted(
+        int(n[:-4]) for n in names if n.endswith(".log") and len(n) == 24 and n[:20].isdigit()
+    )
+    present = set(bases)
+    for name in names:
+        stem, _, suffix = name.partition(".")
+        orphan_index = suffix in ("index", "timeindex") and (
+            not stem.isdigit() or int(stem) not in present
+        )
+        if orphan_index or name.endswith((".tmp", ".deleted")):
+            os.unlink(os.path.join(directory, name))
+    return bases
+
+
+def _delete_files(directory: str, bases: list[int]) -> None:
+    """Delete whole segments (newest first) that recovery cut off."""
+    for base in reversed(bases):
+        stem = os.path.join(directory, f"{base:020d}")
+        for suffix in (".timeindex", ".index", ".log"):
+            try:
+                os.unlink(stem + suffix)
+            except FileNotFoundError:
+                pass
+

@@ -1,0 +1,211 @@
+"""`DiskPartitionLogs`: the partition logs under one or more log dirs (Kafka's LogManager).
+
+Layout of a log dir:
+
+    <log_dir>/<topic>-<partition>/            one DiskPartitionLog, plus partition.metadata
+    <log_dir>/recovery-point-offset-checkpoint
+    <log_dir>/log-start-offset-checkpoint
+    <log_dir>/replication-offset-checkpoint   high watermarks
+    <log_dir>/.kafka_cleanshutdown            present only between a clean close and the
+                                              next start: recovery is skipped
+
+Contract: opening loads every partition found (recovering what is past its recovery point
+unless the marker says the last shutdown was clean) and removes the marker; `checkpoint()`
+(called periodically by the broker) and `close()` rewrite the checkpoint files atomically;
+`close()` flushes every log first and writes the marker last.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import random
+import shutil
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from josef.protocol.errors import ErrorCode
+from josef.storage.api import LogConfig
+from josef.storage.disk.checkpoint import (
+    CLEAN_SHUTDOWN_MARKER,
+    LOG_START_OFFSET_CHECKPOINT,
+    RECOVERY_POINT_CHECKPOINT,
+    REPLICATION_CHECKPOINT,
+    CorruptCheckpoint,
+    fsync_dir,
+    read_offsets,
+    write_atomically,
+    write_offsets,
+)
+from josef.storage.disk.log import DiskPartitionLog
+from josef.storage.errors import StorageError
+
+PARTITION_METADATA = "partition.metadata"
+_DELETE_SUFFIX = "-delete"  # Kafka renames a deleted partition's dir to <name>.<uuid>-delete
+
+
+def _wall_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def _default_config(_topic: str) -> LogConfig:
+    return LogConfig()
+
+
+def encode_topic_id(topic_id: bytes) -> str:
+    """Kafka's Uuid.toString: URL-safe base64 without padding."""
+    return base64.urlsafe_b64encode(topic_id).decode().rstrip("=")
+
+
+def decode_topic_id(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _parse_dir_name(name: str) -> tuple[str, int] | None:
+    topic, sep, partition = name.rpartition("-")
+    if not sep or not topic or not partition.isdigit():
+        return None
+    return topic, int(partition)
+
+
+class DiskPartitionLogs:
+    """The partition logs under `log_dirs`; configs come from `config_for(topic)`."""
+
+    def __init__(
+        self, log_dirs: Sequence[str | Path], *,
+        config_for: Callable[[str], LogConfig] = _default_config,
+        clock_ms: Callable[[], int] = _wall_clock_ms, rng: random.Random | None = None,
+    ) -> None:
+        assert log_dirs, "at least one log dir"
+        self._log_dirs = [str(d) for d in log_dirs]
+        self._clock_ms = clock_ms
+        self._rng = rng or random.Random()
+        self._logs: dict[tuple[str, int], DiskPartitionLog] = {}
+        self._dir_of: dict[tuple[str, int], str] = {}
+        self._topic_ids: dict[tuple[str, int], bytes | None] = {}
+        for log_dir in self._log_dirs:
+            self._load_dir(log_dir, config_for)
+
+    def _load_dir(self, log_dir: str, config_for: Callable[[str], LogConfig]) -> None:
+        os.makedirs(log_dir, exist_ok=True)
+        marker = os.path.join(log_dir, CLEAN_SHUTDOWN_MARKER)
+        clean = os.path.exists(marker)
+        try:
+            recovery_points = read_offsets(os.path.join(log_dir, RECOVERY_POINT_CHECKPOINT))
+            start_offsets = read_offsets(os.path.join(log_dir, LOG_START_OFFSET_CHECKPOINT))
+            high_watermarks = read_offsets(os.path.join(log_dir, REPLICATION_CHECKPOINT))
+        except CorruptCheckpoint:
+            # Without trustworthy checkpoints every segment is recovered from offset 0.
+            clean, recovery_points, start_offsets, high_watermarks = False, {}, {}, {}
+        for name in sorted(os.listdir(log_dir)):
+            path = os.path.join(log_dir, name)
+            if not os.path.isdir(path):
+                continue
+            if name.endswith(_DELETE_SUFFIX):
+                shutil.rmtree(path, ignore_errors=True)
+                continue
+            key = _parse_dir_name(name)
+            if key is None:
+                continue
+            self._logs[key] = DiskPartitionLog.open(
+                path, config_for(key[0]), now_ms=self._clock_ms(),
+                log_start_offset=start_offsets.get(key, 0),
+                recovery_point=recovery_points.get(key, 0),
+                high_watermark=high_watermarks.get(key, 0),
+                clean_shutdown=clean and key in recovery_points, rng=self._rng,
+            )
+            self._dir_of[key] = log_dir
+            self._topic_ids[key] = _read_topic_id(path)
+        if os.path.exists(marker):
+            os.unlink(marker)  # a crash from now on must recover
+            fsync_dir(log_dir)
+
+    # --- PartitionLogs ------------------------------------------------------------------------
+    def get(self, topic: str, partition: int) -> DiskPartitionLog | None:
+        return self._logs.get((topic, partition))
+
+    def create(
+        self, topic: str, partition: int, config: LogConfig, topic_id: bytes
+    ) -> DiskPartitionLog:
+        """The existing log of (topic, partition), or a new empty one in the log dir holding
+        the fewest partitions (Kafka's default placement)."""
+        key = (topic, partition)
+        existing = self._logs.get(key)
+        if existing is not None:
+            known = self._topic_ids.get(key)
+            if known is not None and known != topic_id:
+                raise StorageError(
+                    f"{topic}-{partition} exists with another topic id",
+                    ErrorCode.INCONSISTENT_TOPIC_ID,
+                )
+            return existing
+        counts = {d: 0 for d in self._log_dirs}
+        for d in self._dir_of.values():
+            counts[d] += 1
+        log_dir = min(self._log_dirs, key=lambda d: counts[d])
+        path = os.path.join(log_dir, f"{topic}-{partition}")
+        os.makedirs(path, exist_ok=True)
+        fsync_dir(log_dir)  # the new partition directory's entry
+        write_atomically(
+            os.path.join(path, PARTITION_METADATA),
+            f"version: 0\ntopic_id: {encode_topic_id(topic_id)}\n".encode(),
+        )
+        log = DiskPartitionLog.open(path, config, now_ms=self._clock_ms(), rng=self._rng)
+        self._logs[key] = log
+        self._dir_of[key] = log_dir
+        self._topic_ids[key] = topic_id
+        return log
+
+    def delete(self, topic: str, partition: int) -> None:
+        key = (topic, partition)
+        log = self._logs.pop(key, None)
+        if log is None:
+            return
+        log.close_without_flush()
+        log_dir = self._dir_of.pop(key)
+        self._topic_ids.pop(key, None)
+        doomed = os.path.join(log_dir, f"{topic}-{partition}.{uuid.uuid4().hex}{_DELETE_SUFFIX}")
+        os.replace(log.directory, doomed)
+        fsync_dir(log_dir)
+        shutil.rmtree(doomed, ignore_errors=True)
+
+    def partitions(self) -> Sequence[tuple[str, int]]:
+        return sorted(self._logs)
+
+    def checkpoint(self) -> None:
+        """Write the three checkpoint files of every log dir (the broker calls this
+        periodically; Kafka's log.flush.offset.checkpoint.interval.ms is 60 s)."""
+        for log_dir in self._log_dirs:
+            keys = [k for k, d in self._dir_of.items() if d == log_dir]
+            logs = {k: self._logs[k] for k in keys}
+            write_offsets(
+                os.path.join(log_dir, RECOVERY_POINT_CHECKPOINT),
+                {k: log.recovery_point for k, log in logs.items()},
+            )
+            write_offsets(
+                os.path.join(log_dir, LOG_START_OFFSET_CHECKPOINT),
+                {k: log.log_start_offset for k, log in logs.items()},
+            )
+            write_offsets(
+                os.path.join(log_dir, REPLICATION_CHECKPOINT),
+                {k: log.high_watermark for k, log in logs.items()},
+            )
+
+    def close(self) -> None:
+        """Flush and close every log, checkpoint, then mark the shutdown clean."""
+        for log in self._logs.values():
+            log.close()
+        self.checkpoint()
+        for log_dir in self._log_dirs:
+            write_atomically(os.path.join(log_dir, CLEAN_SHUTDOWN_MARKER), b"")
+
+
+def _read_topic_id(path: str) -> bytes | None:
+    try:
+        with open(os.path.join(path, PARTITION_METADATA), encoding="utf-8") as f:
+            fields = dict(line.split(": ", 1) for line in f.read().splitlines() if ": " in line)
+        return decode_topic_id(fields["topic_id"])
+    except (OSError, KeyError, ValueError):
+        return None

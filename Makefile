@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 DATA   ?= ./data
 PYTEST_ARGS ?=
 
-.PHONY: run test lint gen check-gen soak fuzz bench clean
+.PHONY: venv run test lint gen soak bench clean
 
 $(BIN)/.installed: pyproject.toml requirements/runtime.txt requirements/dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -17,9 +17,9 @@ $(BIN)/.installed: pyproject.toml requirements/runtime.txt requirements/dev.txt
 
 venv: $(BIN)/.installed
 
-## The main job. Until the broker lands (issue 4) this prints the CLI help.
+## Run a broker on localhost:9092 with its data under $(DATA).
 run: $(BIN)/.installed
-	$(BIN)/josef --help
+	$(BIN)/josef serve --override log.dirs=$(DATA)
 
 ## The whole test suite (lint, generated-code check, unit, property, compat). CI runs this.
 test: $(BIN)/.installed
@@ -39,7 +39,9 @@ soak: $(BIN)/.installed
 	scripts/install-system-deps.sh
 	$(BIN)/python -m pytest -m soak -p no:cacheprovider $(PYTEST_ARGS)
 
+## Benchmarks (installs the peer broker used for side-by-side ratios).
 bench: $(BIN)/.installed
+	$(BIN)/pip install -q -r requirements/bench.txt
 	$(BIN)/python -m bench
 
 clean:

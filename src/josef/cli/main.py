@@ -6,6 +6,7 @@ import argparse
 from collections.abc import Sequence
 
 from josef import __version__
+from josef.cli import groups, serve
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -14,7 +15,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Josef: a Kafka-compatible event-streaming platform in Python.",
     )
     parser.add_argument("--version", action="version", version=f"josef {__version__}")
-    parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    serve.add_parser(subparsers)
+    groups.add_parser(subparsers)
     return parser
 
 

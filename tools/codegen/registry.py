@@ -1,4 +1,4 @@
-"""Render src/josef/protocol/_generated/registry_data.py: the API-key table."""
+"""Render src/josef/protocol/_generated/api_table.py: the API-key table, as plain data."""
 
 from __future__ import annotations
 
@@ -13,32 +13,25 @@ def render_registry(messages: list[Message]) -> str:
             by_key.setdefault(m.api_key, {})[m.kind] = m
     lines = [
         HEADER.rstrip("\n"),
-        '"""Every API key in the specifications: (name, module, request, response, listeners)."""',
+        '"""Every API key in the specifications, as plain data so that importing it is cheap.',
+        "",
+        "key: (name, module, request class, response class, min version, max version,",
+        "first flexible version or None, listeners). `josef.protocol.messages` imports a",
+        'module only when its classes are first used."""',
         "",
         "from __future__ import annotations",
         "",
+        "API_TABLE: dict[",
+        "    int, tuple[str, str, str, str, int, int, int | None, tuple[str, ...]]",
+        "] = {",
     ]
-    imports = []
-    rows = []
     for key in sorted(by_key):
         req, resp = by_key[key]["request"], by_key[key]["response"]
-        mod = module_name(req)
-        line = f"from josef.protocol._generated.{mod} import {req.name}, {resp.name}"
-        if len(line) > 100:  # wrapped the way ruff's import sorter wants it
-            line = (
-                f"from josef.protocol._generated.{mod} import (\n"
-                f"    {req.name},\n    {resp.name},\n)"
-            )
-        imports.append(line)
         name = req.name.removesuffix("Request")
-        rows.append(
-            f'    {key}: ("{name}", {req.name}, {resp.name}, {tuple(sorted(req.listeners))!r}),'
+        row = (
+            name, module_name(req), req.name, resp.name, req.min_version, req.max_version,
+            None if req.flexible is None else req.flexible.lo, tuple(sorted(req.listeners)),
         )
-    lines += sorted(imports)
-    lines += [
-        "",
-        "API_TABLE: dict[int, tuple[str, type, type, tuple[str, ...]]] = {",
-        *rows,
-        "}",
-    ]
+        lines.append(f"    {key}: {row!r},")
+    lines.append("}")
     return "\n".join(lines) + "\n"

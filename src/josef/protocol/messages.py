@@ -10,7 +10,7 @@ the broker's versions can read it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import importlib
 from typing import Any
 
 from josef.protocol._generated.api_table import API_TABLE
@@ -20,16 +20,56 @@ API_VERSIONS_KEY = 18
 CONTROLLED_SHUTDOWN_KEY = 7
 
 
-@dataclass(frozen=True, slots=True)
 class ApiMessages:
-    api_key: int
-    name: str  # e.g. "Produce"
-    request: Any  # the generated request class, e.g. ProduceRequest
-    response: Any  # the generated response class, e.g. ProduceResponse
-    min_version: int
-    max_version: int
-    first_flexible_version: int | None  # None: no flexible version
-    listeners: tuple[str, ...]  # "broker", "controller", "zkBroker"
+    """One API key's facts, with its generated classes imported on first use: a broker that
+    serves 30 APIs does not pay at start-up for importing the other 60."""
+
+    __slots__ = (
+        "_classes", "_module", "_request_name", "_response_name", "api_key",
+        "first_flexible_version", "listeners", "max_version", "min_version", "name",
+    )
+
+    def __init__(
+        self,
+        api_key: int,
+        name: str,  # e.g. "Produce"
+        module: str,  # generated module, e.g. "produce"
+        request_name: str,
+        response_name: str,
+        min_version: int,
+        max_version: int,
+        first_flexible_version: int | None,  # None: no flexible version
+        listeners: tuple[str, ...],  # "broker", "controller", "zkBroker"
+    ) -> None:
+        self.api_key = api_key
+        self.name = name
+        self._module = module
+        self._request_name = request_name
+        self._response_name = response_name
+        self.min_version = min_version
+        self.max_version = max_version
+        self.first_flexible_version = first_flexible_version
+        self.listeners = listeners
+        self._classes: tuple[Any, Any] | None = None
+
+    def _load(self) -> tuple[Any, Any]:
+        if self._classes is None:
+            module = importlib.import_module(f"josef.protocol._generated.{self._module}")
+            self._classes = (
+                getattr(module, self._request_name),
+                getattr(module, self._response_name),
+            )
+        return self._classes
+
+    @property
+    def request(self) -> Any:
+        """The generated request class, e.g. ProduceRequest."""
+        return self._load()[0]
+
+    @property
+    def response(self) -> Any:
+        """The generated response class, e.g. ProduceResponse."""
+        return self._load()[1]
 
     def is_flexible(self, api_version: int) -> bool:
         ff = self.first_flexible_version
@@ -37,17 +77,7 @@ class ApiMessages:
 
 
 API_KEYS: dict[int, ApiMessages] = {
-    key: ApiMessages(
-        api_key=key,
-        name=name,
-        request=request,
-        response=response,
-        min_version=request.MIN_VERSION,
-        max_version=request.MAX_VERSION,
-        first_flexible_version=request.FIRST_FLEXIBLE_VERSION,
-        listeners=listeners,
-    )
-    for key, (name, request, response, listeners) in API_TABLE.items()
+    key: ApiMessages(key, *row) for key, row in API_TABLE.items()
 }
 
 

@@ -353,9 +353,6 @@ def test_find_coordinator(serve: ServeProcess, sock, version: int) -> None:
 
 
 # ---- idempotent producers ------------------------------------------------------------------
-@pytest.mark.xfail(strict=True, reason="the disk log does not run the producer state yet "
-                   "(helpers C1/C4 integrate josef.storage.producer_state); remove this "
-                   "marker when they do")
 def test_retried_idempotent_batch_is_acknowledged_with_its_original_offset(
     sock, topic: str
 ) -> None:

@@ -7,6 +7,7 @@ the disk engine stored comes back the same (skipped for memory).
 from __future__ import annotations
 
 import struct
+import time
 
 import pytest
 
@@ -21,6 +22,8 @@ from josef.records.batch import (
     TimestampType,
     iter_batches,
 )
+from josef.records.builder import BatchBuilder
+from josef.records.control import ControlRecordType, EndTransactionMarker, build_marker_batch
 from josef.storage.api import LogConfig, PartitionLog
 from josef.storage.errors import (
     CorruptRecord,
@@ -30,6 +33,7 @@ from josef.storage.errors import (
     StorageError,
     UnexpectedAppendOffset,
 )
+from josef.storage.producer_state import AppendOrigin
 from tests.storage.conftest import LogFactory, build_batch
 
 NOW = 1_700_000_000_000
@@ -650,3 +654,143 @@ def test_reopen_gives_the_same_state(engine: LogFactory) -> None:
     log = engine.reopen()
     assert full_state(log) == before
     assert log.append_as_leader(batch_of(1), EPOCH, NOW).first_offset == 18
+
+
+# --- producer state (idempotence, KIP-98) and leader epochs ---------------------------------
+PID = 4_000
+
+
+def now_ms() -> int:
+    """Producer state expires by batch timestamps against the clock on a reopen: use now."""
+    return time.time_ns() // 1_000_000
+
+
+def idempotent(seq: int, n: int = 2, *, epoch: int = 0, pid: int = PID, txn: bool = False) -> bytes:
+    builder = BatchBuilder(
+        producer_id=pid, producer_epoch=epoch, base_sequence=seq, is_transactional=txn
+    )
+    for i in range(n):
+        builder.append(now_ms() + i, b"k", b"v%d" % (seq + i), [])
+    return builder.build()
+
+
+def test_a_retried_batch_returns_the_original_offsets_and_writes_nothing(
+    engine: LogFactory,
+) -> None:
+    log = engine.open()
+    log.append_as_leader(batch_of(1), EPOCH, NOW)
+    first = log.append_as_leader(idempotent(0), EPOCH, NOW)
+    assert (first.first_offset, first.last_offset, first.duplicate) == (1, 2, False)
+    log.append_as_leader(idempotent(2), EPOCH, NOW)
+    before = state(log)
+    retry = log.append_as_leader(idempotent(0), EPOCH, NOW)
+    assert (retry.first_offset, retry.last_offset, retry.duplicate) == (1, 2, True)
+    assert state(log) == before
+    assert log.append_as_leader(idempotent(4), EPOCH, NOW).first_offset == 5
+
+
+def test_a_sequence_gap_is_refused_and_the_log_is_unchanged(engine: LogFactory) -> None:
+    log = engine.open()
+    log.append_as_leader(idempotent(0), EPOCH, NOW)
+    before = state(log)
+    with pytest.raises(StorageError) as raised:
+        log.append_as_leader(idempotent(5), EPOCH, NOW)
+    assert raised.value.error_code == ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER
+    assert state(log) == before
+    assert log.append_as_leader(idempotent(2), EPOCH, NOW).first_offset == 2
+
+
+def test_an_old_producer_epoch_is_fenced(engine: LogFactory) -> None:
+    log = engine.open()
+    log.append_as_leader(idempotent(0, epoch=3), EPOCH, NOW)
+    log.append_as_leader(idempotent(0, epoch=4), EPOCH, NOW)  # a new epoch restarts at 0
+    before = state(log)
+    with pytest.raises(StorageError) as raised:
+        log.append_as_leader(idempotent(2, epoch=3), EPOCH, NOW)
+    assert raised.value.error_code == ErrorCode.INVALID_PRODUCER_EPOCH
+    with pytest.raises(StorageError) as raised:
+        log.append_as_leader(idempotent(7, epoch=5), EPOCH, NOW)  # a new epoch not at 0
+    assert raised.value.error_code == ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER
+    assert state(log) == before
+
+
+def test_batches_without_a_producer_id_are_never_deduplicated(engine: LogFactory) -> None:
+    log = engine.open()
+    assert log.append_as_leader(batch_of(2), EPOCH, NOW).first_offset == 0
+    assert log.append_as_leader(batch_of(2), EPOCH, NOW).first_offset == 2
+
+
+def test_producer_state_survives_truncation(engine: LogFactory) -> None:
+    log = engine.open(LogConfig(segment_bytes=THREE_PER_SEGMENT))
+    for seq in range(0, 12, 2):
+        log.append_as_leader(idempotent(seq), EPOCH, NOW)
+    log.truncate_to(8)  # keeps sequences 0..7
+    with pytest.raises(StorageError) as raised:
+        log.append_as_leader(idempotent(10), EPOCH, NOW)
+    assert raised.value.error_code == ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER
+    assert log.append_as_leader(idempotent(6), EPOCH, NOW).duplicate
+    assert log.append_as_leader(idempotent(8), EPOCH, NOW).first_offset == 8
+
+
+@pytest.mark.parametrize("roll", [False, True])
+def test_producer_state_survives_a_reopen(engine: LogFactory, roll: bool) -> None:
+    log = engine.open(LogConfig(segment_bytes=THREE_PER_SEGMENT))
+    for seq in range(0, 8, 2):
+        log.append_as_leader(idempotent(seq), EPOCH, NOW)
+    if roll:
+        log.roll(NOW)
+        log.append_as_leader(batch_of(1), EPOCH, NOW)
+    log = engine.reopen()
+    assert log.append_as_leader(idempotent(6), EPOCH, NOW).duplicate
+    with pytest.raises(StorageError) as raised:
+        log.append_as_leader(idempotent(12), EPOCH, NOW)
+    assert raised.value.error_code == ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER
+    assert not log.append_as_leader(idempotent(8), EPOCH, NOW).duplicate
+
+
+def test_expired_producers_are_forgotten(engine: LogFactory) -> None:
+    log = engine.open()
+    log.append_as_leader(idempotent(0), EPOCH, NOW)
+    assert log.remove_expired_producers(now_ms()) == 0
+    assert log.remove_expired_producers(now_ms() + 2 * 86_400_000) == 1
+    # Unknown again: any sequence is accepted (KIP-360), no duplicate detection.
+    assert not log.append_as_leader(idempotent(0), EPOCH, NOW).duplicate
+
+
+def test_last_stable_offset_stops_at_an_open_transaction(engine: LogFactory) -> None:
+    log = engine.open()
+    log.append_as_leader(batch_of(2), EPOCH, NOW)
+    log.set_high_watermark(2)
+    assert log.last_stable_offset == 2
+    log.append_as_leader(idempotent(0, txn=True), EPOCH, NOW)
+    log.set_high_watermark(log.log_end_offset)
+    assert log.last_stable_offset == 2
+    marker = build_marker_batch(
+        0, PID, 0, EndTransactionMarker(ControlRecordType.ABORT, 0), now_ms()
+    )
+    log.append_as_leader(marker, EPOCH, NOW, AppendOrigin.COORDINATOR)
+    assert log.last_stable_offset == 2  # the marker is not below the high watermark yet
+    log.set_high_watermark(log.log_end_offset)
+    assert log.last_stable_offset == log.log_end_offset == 5
+
+
+def test_leader_epochs_are_recorded(engine: LogFactory) -> None:
+    log = engine.open(LogConfig(segment_bytes=THREE_PER_SEGMENT))
+    log.append_as_leader(batch_of(2), 3, NOW)
+    log.append_as_leader(batch_of(2), 3, NOW)
+    log.append_as_leader(batch_of(2), 5, NOW)
+    follower = bytearray(build_batch([b"x"], base_offset=6))
+    struct.pack_into(">i", follower, PARTITION_LEADER_EPOCH_OFFSET, 8)
+    follower[CRC_OFFSET : CRC_OFFSET + 4] = struct.pack(">I", BatchHeader(follower).compute_crc())
+    log.append_as_follower(bytes(follower), NOW)
+    cache = log.leader_epoch_cache
+    assert [tuple(e) for e in cache.entries] == [(3, 0), (5, 4), (8, 6)]
+    assert cache.end_offset_for(3, log.log_end_offset) == (3, 4)
+    assert cache.end_offset_for(8, log.log_end_offset) == (8, 7)
+    log.truncate_to(5)
+    assert [tuple(e) for e in cache.entries] == [(3, 0), (5, 4)]
+    log.set_high_watermark(5)
+    log.delete_records_before(2)
+    assert [tuple(e) for e in log.leader_epoch_cache.entries] == [(3, 2), (5, 4)]
+    log = engine.reopen()
+    assert [tuple(e) for e in log.leader_epoch_cache.entries] == [(3, 2), (5, 4)]

@@ -51,11 +51,13 @@ class EpochEntry(NamedTuple):
 
 
 class LeaderEpochCache:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path | None) -> None:
         """`path` is the checkpoint file (`<partition dir>/leader-epoch-checkpoint`); it is
-        read if present."""
-        self.path = Path(path)
-        self._entries: list[EpochEntry] = read_checkpoint(self.path) if self.path.exists() else []
+        read if present. None keeps the cache in memory only (the memory engine)."""
+        self.path = Path(path) if path is not None else None
+        self._entries: list[EpochEntry] = (
+            read_checkpoint(self.path) if self.path is not None and self.path.exists() else []
+        )
         self._epochs: list[int] = [e.epoch for e in self._entries]  # bisect keys
 
     @property
@@ -140,7 +142,8 @@ class LeaderEpochCache:
         self._persist()
 
     def _persist(self) -> None:
-        write_checkpoint(self.path, self._entries)
+        if self.path is not None:
+            write_checkpoint(self.path, self._entries)
 
 
 def write_checkpoint(path: Path, entries: list[EpochEntry]) -> None:

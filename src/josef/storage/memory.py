@@ -11,7 +11,11 @@ Deliberate differences from a disk log, all invisible through the interface:
 - no index, hence no index-full roll (only reachable with a tiny segment.index.bytes);
 - a segment's age for segment.ms without record timestamps counts from its first append
   (Kafka counts from file creation), and segment.jitter.ms is not applied (no randomness);
-- flush() only advances recovery_point; close() releases nothing.
+- flush() only advances recovery_point; close() releases nothing;
+- the producer state and the leader-epoch cache live in memory only (no snapshot, no
+  checkpoint file), so after a truncation the producer state is replayed from the log start
+  (the disk engine starts from its newest snapshot, which may remember producers whose
+  batches retention removed); aborted transactions are not indexed (nothing reads them yet).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from dataclasses import dataclass, field
 
 from josef.protocol.errors import ErrorCode
 from josef.records.batch import BatchHeader, TimestampType, validate_batches
+from josef.records.control import EndTransactionMarker, parse_marker
 from josef.records.errors import RecordsError
 from josef.records.records import iter_records, record_offset, record_timestamp
 from josef.storage.api import AppendInfo, FetchData, LogConfig, TimestampAndOffset
@@ -38,6 +43,13 @@ from josef.storage.errors import (
     StorageError,
     UnexpectedAppendOffset,
     from_records_error,
+)
+from josef.storage.leader_epoch import LeaderEpochCache
+from josef.storage.producer_state import (
+    AppendOrigin,
+    AppendOutcome,
+    ProducerStateManager,
+    ProducerStateUpdate,
 )
 
 _INT32_MAX = 2**31 - 1  # a segment's offsets must fit in a relative int32 (Kafka's index entry)
@@ -89,6 +101,9 @@ class MemoryPartitionLog:
         self._recovery_point = log_start_offset
         self._cleaner_checkpoint: int | None = None  # Kafka's cleaner-offset-checkpoint entry
         self._delete_horizon_ms: int | None = None  # when kept tombstones may go (compaction)
+        self.producer_state = ProducerStateManager(None)
+        self._epoch_cache = LeaderEpochCache(None)
+        self._now_ms = 0  # the latest clock reading seen (producer expiry on a reload)
 
     # --- state --------------------------------------------------------------------------------
     @property
@@ -120,10 +135,15 @@ class MemoryPartitionLog:
 
     # --- appends ------------------------------------------------------------------------------
     def append_as_leader(
-        self, records: bytes | memoryview, leader_epoch: int, now_ms: int
+        self, records: bytes | memoryview, leader_epoch: int, now_ms: int,
+        origin: AppendOrigin = AppendOrigin.CLIENT,
     ) -> AppendInfo:
+        self._now_ms = now_ms
         try:
-            validated = validate_batches(records, self._config.max_message_bytes)
+            validated = validate_batches(
+                records, self._config.max_message_bytes,
+                from_client=origin is AppendOrigin.CLIENT,
+            )
         except RecordsError as err:
             raise from_records_error(err) from err
         buf = bytearray(records)  # one copy: offsets are assigned in the stored headers
@@ -138,10 +158,59 @@ class MemoryPartitionLog:
                 header.set_max_timestamp_and_type(now_ms, TimestampType.LOG_APPEND_TIME)
                 header.update_crc()
             next_offset = header.next_offset
+        # Producer state before anything is stored: a duplicate or a refusal changes nothing.
+        update = self._check_producers(headers, origin)
+        if isinstance(update, AppendInfo):
+            return update
         stored = [BatchHeader(bytes(buf[h.pos : h.end])) for h in headers]
-        return self._append(stored, now_ms, now_ms if log_append_time else _NO_TIMESTAMP)
+        info = self._append(stored, now_ms, now_ms if log_append_time else _NO_TIMESTAMP)
+        if update is not None:
+            self.producer_state.commit_update(update, self._log_end_offset)
+        if leader_epoch >= 0 and self._epoch_cache.latest_epoch != leader_epoch:
+            self._epoch_cache.assign(leader_epoch, info.first_offset)
+        return info
+
+    def _check_producers(
+        self, headers: list[BatchHeader], origin: AppendOrigin
+    ) -> ProducerStateUpdate | AppendInfo | None:
+        """Stage the batches that have a producer id (offsets assigned): the update to commit
+        after the append (None when no batch has one), or the original append of a
+        duplicate; raises StorageError with Kafka's code for a refused batch."""
+        update = None
+        for header in headers:
+            if header.producer_id < 0:
+                continue
+            if update is None:
+                update = self.producer_state.prepare_update(origin)
+            marker: EndTransactionMarker | None = None
+            if header.is_control and header.record_count:
+                try:
+                    marker = parse_marker(header)
+                except RecordsError as err:
+                    raise from_records_error(err) from err
+            check = update.append(header, marker)
+            if check.outcome is AppendOutcome.ERROR:
+                raise StorageError(check.message, check.error_code)
+            if check.outcome is AppendOutcome.DUPLICATE:
+                original = next(
+                    b for b in self._batches_from(check.first_offset)
+                    if b.last_offset == check.last_offset
+                )
+                log_append_time = original.timestamp_type == TimestampType.LOG_APPEND_TIME
+                return AppendInfo(
+                    first_offset=check.first_offset,
+                    last_offset=check.last_offset,
+                    max_timestamp=original.max_timestamp,
+                    offset_of_max_timestamp=check.last_offset,
+                    log_append_time=original.max_timestamp if log_append_time else _NO_TIMESTAMP,
+                    log_start_offset=self._log_start_offset,
+                    record_count=0,
+                    duplicate=True,
+                )
+        return update
 
     def append_as_follower(self, records: bytes | memoryview, now_ms: int) -> AppendInfo:
+        self._now_ms = now_ms
         try:
             headers = validate_batches(records, self._config.max_message_bytes, from_client=False)
         except RecordsError as err:
@@ -160,8 +229,17 @@ class MemoryPartitionLog:
                 )
             previous_last = header.last_offset
         self._check_fits_a_segment(sum(h.size for h in headers))
+        update = self._check_producers(headers, AppendOrigin.REPLICATION)
+        assert not isinstance(update, AppendInfo), "replicated batches are never duplicates"
         stored = [BatchHeader(bytes(h.view())) for h in headers]
-        return self._append(stored, now_ms, _NO_TIMESTAMP)
+        info = self._append(stored, now_ms, _NO_TIMESTAMP)
+        if update is not None:
+            self.producer_state.commit_update(update, self._log_end_offset)
+        for header in headers:  # the epochs of the leaders that wrote the batches
+            epoch, latest = header.partition_leader_epoch, self._epoch_cache.latest_epoch
+            if epoch >= 0 and (latest is None or epoch > latest):
+                self._epoch_cache.assign(epoch, header.base_offset)
+        return info
 
     def _check_fits_a_segment(self, size: int) -> None:
         # Kafka's RecordBatchTooLargeException: an append must fit in one segment.
@@ -284,6 +362,7 @@ class MemoryPartitionLog:
     def set_high_watermark(self, offset: int) -> None:
         # Kafka's UnifiedLog.updateHighWatermark clamps into [log_start_offset, log_end_offset].
         self._high_watermark = min(max(offset, self._log_start_offset), self._log_end_offset)
+        self.producer_state.on_high_watermark_updated(self._high_watermark)
 
     def truncate_to(self, offset: int) -> None:
         """Kafka's UnifiedLog.truncateTo: the batch holding `offset` goes whole, and
@@ -307,6 +386,15 @@ class MemoryPartitionLog:
         self._recovery_point = min(self._recovery_point, offset)
         if self._cleaner_checkpoint is not None:  # Kafka's maybeTruncateCheckpoint
             self._cleaner_checkpoint = min(self._cleaner_checkpoint, offset)
+        self._epoch_cache.truncate_from_end(offset)
+        state = self.producer_state
+        map_end_offset = state.truncate_and_reload(self._log_start_offset, offset, self._now_ms)
+        for batch in self._batches_from(map_end_offset):
+            if batch.producer_id >= 0:
+                state.update_from_batch(
+                    batch, parse_marker(batch) if batch.is_control and batch.record_count else None
+                )
+        state.map_end_offset = offset
 
     def delete_records_before(self, offset: int) -> int:
         # Kafka's maybeIncrementLogStartOffset refuses to go past the high watermark.
@@ -367,7 +455,29 @@ class MemoryPartitionLog:
             del self._segments[0]
             count += 1
         self._log_start_offset = max(self._log_start_offset, self._segments[0].base_offset)
+        earliest = self._epoch_cache.earliest_entry
+        if earliest is not None and earliest.start_offset < self._log_start_offset:
+            self._epoch_cache.truncate_from_start(self._log_start_offset)
+        self.producer_state.on_log_start_offset_incremented(self._log_start_offset)
         return count
+
+    # --- producer state, leader epochs --------------------------------------------------------
+    @property
+    def leader_epoch_cache(self) -> LeaderEpochCache:
+        return self._epoch_cache
+
+    @property
+    def last_stable_offset(self) -> int:
+        """The first offset of an undecided transaction (or of a decided one whose marker is
+        not below the high watermark yet), capped by the high watermark."""
+        first_unstable = self.producer_state.first_unstable_offset()
+        if first_unstable is None:
+            return self._high_watermark
+        return min(first_unstable, self._high_watermark)
+
+    def remove_expired_producers(self, now_ms: int) -> int:
+        """Forget producers idle for producer.id.expiration.ms; returns how many."""
+        return self.producer_state.remove_expired_producers(now_ms)
 
     # --- compaction ---------------------------------------------------------------------------
     def clean(

@@ -445,12 +445,13 @@ class ProducerStateManager:
 
     def __init__(
         self,
-        directory: Path,
+        directory: Path | None,
         *,
         producer_id_expiration_ms: int = DEFAULT_PRODUCER_ID_EXPIRATION_MS,
         max_producers: int = DEFAULT_MAX_PRODUCERS,
     ) -> None:
-        self.directory = Path(directory)
+        # None: kept in memory only (the memory engine), no snapshot files.
+        self.directory = Path(directory) if directory is not None else None
         self.producer_id_expiration_ms = producer_id_expiration_ms
         self.max_producers = max_producers
         # Least recently appending first (order drives eviction of a full table).
@@ -460,9 +461,12 @@ class ProducerStateManager:
         # Completed but the marker not yet below the high watermark: first_offset -> last_offset.
         self._unreplicated: dict[int, int] = {}
         self.map_end_offset = 0  # the next offset whose batch has not been applied
+        self._snapshots: list[int] = []
+        if self.directory is None:
+            return
         for stale in self.directory.glob("*" + SNAPSHOT_SUFFIX + ".tmp"):
             stale.unlink()  # a snapshot write interrupted by a crash
-        self._snapshots: list[int] = sorted(
+        self._snapshots = sorted(
             int(p.name[: -len(SNAPSHOT_SUFFIX)])
             for p in self.directory.glob("*" + SNAPSHOT_SUFFIX)
             if p.name[: -len(SNAPSHOT_SUFFIX)].isdigit()
@@ -593,6 +597,7 @@ class ProducerStateManager:
     def take_snapshot(self) -> Path | None:
         """Encode and write a snapshot at map_end_offset unless one exists (Kafka does this on
         segment roll and clean shutdown). Blocks on fsync; see `write_snapshot`."""
+        assert self.directory is not None, "an in-memory producer state has no snapshot files"
         if self.map_end_offset in self._snapshots:
             return None
         path = write_snapshot(self.directory, self.snapshot())
@@ -611,7 +616,8 @@ class ProducerStateManager:
 
     def _delete_snapshot(self, offset: int) -> None:
         self._snapshots.remove(offset)
-        snapshot_path(self.directory, offset).unlink(missing_ok=True)
+        if self.directory is not None:
+            snapshot_path(self.directory, offset).unlink(missing_ok=True)
 
     def truncate_and_reload(self, log_start_offset: int, log_end_offset: int, now_ms: int) -> int:
         """Kafka's truncateAndReload: drop snapshots outside [log_start_offset, log_end_offset],
@@ -636,6 +642,7 @@ class ProducerStateManager:
     def _load_latest_snapshot(self, log_start_offset: int, now_ms: int) -> None:
         while self._snapshots:
             offset = self._snapshots[-1]
+            assert self.directory is not None  # only files are listed in _snapshots
             try:
                 entries = decode_snapshot(snapshot_path(self.directory, offset).read_bytes())
             except (CorruptSnapshotError, FileNotFoundError):

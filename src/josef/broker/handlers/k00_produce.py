@@ -15,6 +15,11 @@ Kafka semantics followed:
 - Per-partition errors: UNKNOWN_TOPIC_OR_PARTITION (produce never auto-creates in Kafka 3.x),
   INVALID_TOPIC_EXCEPTION (internal topics), CORRUPT_MESSAGE, MESSAGE_TOO_LARGE, INVALID_RECORD,
   KAFKA_STORAGE_ERROR, with error_message (v8+).
+- Idempotent producers (KIP-98): the partition log's producer state checks epoch and sequence
+  before writing: a retried batch (same producer id, epoch and sequences as one of the
+  producer's last 5) is answered with the original base_offset and nothing is written, once
+  the original is durable; a sequence gap gets OUT_OF_ORDER_SEQUENCE_NUMBER, an old epoch
+  INVALID_PRODUCER_EPOCH.
 - The response carries base_offset, log_append_time_ms (-1 unless LogAppendTime) and
   log_start_offset (v5+). The high watermark moves when the append is durable as configured,
   and waiting fetches are woken then.
@@ -33,13 +38,14 @@ from typing import Any
 
 from josef.broker.broker import Broker
 from josef.broker.registry import CLOSE_CONNECTION, NO_RESPONSE, Outcome
-from josef.broker.topics import LEADER_EPOCH, TopicInfo, TopicPartition
+from josef.broker.topics import LEADER_EPOCH, TopicInfo
 from josef.protocol._generated.produce import ProduceRequest, ProduceResponse
 from josef.protocol.connection import Request
 from josef.protocol.errors import ErrorCode
 from josef.records.batch import HEADER_SIZE, BatchHeader, iter_batches
 from josef.records.errors import RecordsError
 from josef.records.records import iter_records
+from josef.storage.api import AppendInfo, PartitionLog, TopicPartition
 from josef.storage.errors import StorageError
 
 API_KEY = 0
@@ -185,7 +191,18 @@ def _append(
         log_start_offset=appended.log_start_offset,
         error_message=None,
     )
-    pending.append(
-        (response, broker.complete_append(TopicPartition(topic, index), plog, appended, now_ms))
-    )
+    tp = TopicPartition(topic, index)
+    if not appended.duplicate:
+        pending.append((response, broker.complete_append(tp, plog, appended, now_ms)))
+    elif plog.high_watermark <= appended.last_offset:
+        pending.append((response, _settle_duplicate(broker, tp, plog, appended, now_ms)))
     return response
+
+
+async def _settle_duplicate(
+    broker: Broker, tp: TopicPartition, plog: PartitionLog, appended: AppendInfo, now_ms: int
+) -> None:
+    """A retry that arrived while its original append waits for its fsync: acknowledged only
+    once the original is durable, as the original's own response will be."""
+    await broker.group_commit.wait_durable(plog, appended.last_offset + 1)
+    await broker.complete_append(tp, plog, appended, now_ms)

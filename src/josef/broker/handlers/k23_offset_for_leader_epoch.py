@@ -7,14 +7,14 @@ Kafka semantics followed (Partition.lastOffsetForLeaderEpoch, LeaderEpochFileCac
 - Unknown topic or partition: UNKNOWN_TOPIC_OR_PARTITION.
 - current_leader_epoch: -1 skips the check; below ours FENCED_LEADER_EPOCH, above ours
   UNKNOWN_LEADER_EPOCH (the response then has leader_epoch -1, end_offset -1).
-- leader_epoch (the requested one): the latest epoch ends at the log end offset; -1 or an epoch
-  above every known one is UNDEFINED (-1, -1) with error NONE; an epoch below every known one
-  answers (requested epoch, start offset of the first known epoch).
-Single node: the partition has had one leader epoch, LEADER_EPOCH (0), since creation, and
-Kafka's cache would hold (0, log_start_offset) (assigned when the partition became leader, its
-start moved with the log start offset), so the answer follows from the log's offsets alone.
-Deviation (until the disk log keeps a leader-epoch cache): a log whose batches carry other
-epochs (data copied from another cluster) is still described as one epoch 0.
+- leader_epoch (the requested one), answered from the partition log's leader-epoch cache:
+  the latest epoch ends at the log end offset; an older one where the next higher epoch
+  starts (with the largest known epoch <= requested); -1 or an epoch above every known one is
+  UNDEFINED (-1, -1) with error NONE; an epoch below every known one answers (requested
+  epoch, start offset of the first known epoch).
+Single node: this broker leads every partition at LEADER_EPOCH (0), assigned at the log end
+offset when the partition is opened (Kafka's makeLeader); earlier epochs come from the batch
+headers of replicated or restored data.
 """
 
 from __future__ import annotations
@@ -27,27 +27,15 @@ from josef.protocol._generated.offset_for_leader_epoch import (
 )
 from josef.protocol.connection import Request
 from josef.protocol.errors import ErrorCode
-from josef.storage.api import PartitionLog
+from josef.storage.leader_epoch import UNDEFINED_EPOCH, UNDEFINED_EPOCH_OFFSET
 
 API_KEY = 23
 MIN_VERSION = 2
 MAX_VERSION = 4
 
-UNDEFINED_EPOCH = -1
-UNDEFINED_EPOCH_OFFSET = -1
 NO_PARTITION_LEADER_EPOCH = -1  # Kafka's RecordBatch.NO_PARTITION_LEADER_EPOCH: no check
 
 EpochEndOffset = OffsetForLeaderEpochResponse.EpochEndOffset
-
-
-def end_offset_for(plog: PartitionLog, requested_epoch: int) -> tuple[int, int]:
-    """(epoch, end offset) as LeaderEpochFileCache.endOffsetFor answers for the one-entry
-    cache [(LEADER_EPOCH, log_start_offset)]."""
-    if requested_epoch == UNDEFINED_EPOCH or requested_epoch > LEADER_EPOCH:
-        return UNDEFINED_EPOCH, UNDEFINED_EPOCH_OFFSET
-    if requested_epoch == LEADER_EPOCH:
-        return LEADER_EPOCH, plog.log_end_offset
-    return requested_epoch, plog.log_start_offset
 
 
 async def handle(broker: Broker, request: Request) -> OffsetForLeaderEpochResponse:
@@ -67,7 +55,10 @@ async def handle(broker: Broker, request: Request) -> OffsetForLeaderEpochRespon
             if info is None or not 0 <= index < info.num_partitions:
                 code = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
             elif current in (NO_PARTITION_LEADER_EPOCH, LEADER_EPOCH):
-                epoch, end_offset = end_offset_for(info.logs[index], wanted.leader_epoch)
+                plog = info.logs[index]
+                epoch, end_offset = plog.leader_epoch_cache.end_offset_for(
+                    wanted.leader_epoch, plog.log_end_offset
+                )
                 partitions.append(
                     EpochEndOffset(error_code=ErrorCode.NONE, partition=index,
                                    leader_epoch=epoch, end_offset=end_offset)

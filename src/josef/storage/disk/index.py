@@ -2,9 +2,10 @@
 
 File layouts are Kafka's: `.index` holds 8-byte entries (relative offset int32, position
 int32), `.timeindex` 12-byte entries (timestamp int64, relative offset int32), big-endian.
-Entries live in memory (arrays, searched with bisect) and are appended to the file only by
-`persist`, which the log calls when it flushes: an index is a cache of the `.log` file, so
-entries newer than the recovery point need not be on disk (recovery rebuilds them).
+Entries live in memory (arrays, searched with bisect); the segment appends the ones not yet
+written (`pending_bytes`, `write_pending`) when the log flushes, and fsyncs the files only
+once the segment is sealed: an index is a cache of the `.log` file, so entries need not be
+durable (after a power loss `load` keeps a valid prefix and the log headers rebuild the rest).
 
 Contract: entries are strictly increasing in both fields (offset index: relative offset and
 position; time index: timestamp and relative offset). `load` returns None for a file that

@@ -10,6 +10,18 @@ leaves the log unchanged. On return the bytes are in the page cache; durability 
 Invariant: log_end_offset is the active segment's next_offset (its base_offset when empty),
 so it is the same after a restart.
 
+Producer state, leader epochs and aborted transactions (`josef.storage.producer_state`,
+`leader_epoch`, `txn_index`): batches with a producer id are checked by the producer state
+after offsets are assigned and before anything is written (a duplicate is answered with the
+original offsets and writes nothing; a refused batch raises with Kafka's code); the update is
+committed after the write, and each aborted transaction it completes goes to the `.txnindex`
+of the active segment. Batches without a producer id skip all of this. Leader appends assign
+their leader epoch in the epoch cache, follower appends the epochs of their batch headers.
+A roll and a clean close take a producer-state snapshot (encoded on the loop, written and
+fsynced by the next flush job, after the segment bytes it describes). Opening loads the newest
+snapshot at or below the log end and replays the batch headers after it, so the work is
+proportional to the tail written since the last roll, not to the log.
+
 Deviation: AppendInfo.offset_of_max_timestamp is computed from batch headers only (records are
 never decoded on append): the batch's first offset when its first record must hold the max
 (LogAppendTime, or max_timestamp == base_timestamp), else its last offset, which is exact for
@@ -20,12 +32,14 @@ and are exact.
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 import struct
 from bisect import bisect_right
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from crc32c import crc32c
 
@@ -41,19 +55,39 @@ from josef.records.batch import (
     BatchHeader,
     validate_batches,
 )
+from josef.records.control import EndTransactionMarker, parse_marker
 from josef.records.errors import RecordsError
 from josef.records.records import iter_records, record_offset, record_timestamp
 from josef.storage.api import AppendInfo, FetchData, LogConfig, TimestampAndOffset
 from josef.storage.disk.cleaner import recover_swap_files
-from josef.storage.disk.segment import INT32_MAX, LogSegment, segment_name
+from josef.storage.disk.segment import INT32_MAX, LogSegment, first_record_at, segment_name
 from josef.storage.errors import (
     InvalidRecord,
     KafkaStorageError,
     OffsetOutOfRange,
     RecordTooLarge,
+    StorageError,
     UnexpectedAppendOffset,
     from_records_error,
 )
+from josef.storage.leader_epoch import LEADER_EPOCH_CHECKPOINT, CorruptCheckpoint, LeaderEpochCache
+from josef.storage.producer_state import (
+    AppendOrigin,
+    AppendOutcome,
+    ProducerSnapshot,
+    ProducerStateManager,
+    ProducerStateUpdate,
+    snapshot_path,
+    write_snapshot,
+)
+from josef.storage.txn_index import (
+    TXN_INDEX_SUFFIX,
+    AbortedTxn,
+    CorruptTxnIndex,
+    TransactionIndex,
+)
+
+_log = logging.getLogger(__name__)
 
 # os.writev takes at most IOV_MAX buffers (1024 on Linux); an append of more batches than
 # that is copied once into one buffer instead of written as header + payload pairs.
@@ -62,8 +96,11 @@ _INT64 = struct.Struct(">q")
 _INT32 = struct.Struct(">i")
 _UINT32 = struct.Struct(">I")
 _INT16 = struct.Struct(">h")
+_PREFIX = struct.Struct(">qii")  # base_offset, batch_length, partition_leader_epoch
 _NO_TIMESTAMP = -1
 _LOG_APPEND_TIME = "LogAppendTime"
+# Header walks (producer-state replay) read this much per pread: many small batches per call.
+_REPLAY_READAHEAD_BYTES = 64 * 1024
 
 
 @dataclass(slots=True)
@@ -75,12 +112,17 @@ class FlushJob:
     messages: int
     sizes: list[tuple[LogSegment, int]] = field(default_factory=list)
     truncations: int = 0
+    directory: str = ""
+    snapshots: list[ProducerSnapshot] = field(default_factory=list)  # written after the fsyncs
     error: OSError | None = None
 
     def run(self) -> None:
         try:
             for fd in self.fds:
                 os.fsync(fd)
+            # After the fsyncs: a snapshot never describes bytes that a crash could lose.
+            for snapshot in self.snapshots:
+                write_snapshot(Path(self.directory), snapshot)
         except OSError as err:
             self.error = err
         finally:
@@ -109,6 +151,21 @@ class DiskPartitionLog:
         self._dir_dirty = True  # segment files created or deleted since the last dir fsync
         self._closed = False
         self._jitter = (-1, 0)  # (base_offset of the active segment, its roll jitter)
+        self._now_ms = 0  # the latest clock reading seen (producer expiry on a reload)
+        self.producer_state = ProducerStateManager(Path(directory))
+        self._pending_snapshots: list[ProducerSnapshot] = []
+        epochs_path = Path(directory) / LEADER_EPOCH_CHECKPOINT
+        self._epochs_lost = False  # the checkpoint was corrupt: rebuild from batch headers
+        try:
+            self._epoch_cache = LeaderEpochCache(epochs_path)
+        except CorruptCheckpoint as err:
+            _log.warning("%s; rebuilding it from the batch headers", err)
+            epochs_path.unlink()
+            self._epoch_cache = LeaderEpochCache(epochs_path)
+            self._epochs_lost = True
+        self._txn_indexes: dict[int, TransactionIndex] = {}  # base_offset -> aborted txns
+        self._dirty_txn_indexes: set[int] = set()  # appended to since the last flush began
+        self._state_log_start_offset = log_start_offset  # the one the state was told about
 
     # --- opening and recovery -----------------------------------------------------------------
     @classmethod
@@ -163,10 +220,90 @@ class DiskPartitionLog:
             raise KafkaStorageError(f"cannot open the log in {directory}: {err}") from err
         recovery_point = log_end_offset if clean_shutdown else min(recovery_point, log_end_offset)
         high_watermark = min(max(high_watermark, log_start_offset), log_end_offset)
-        return cls(
+        log = cls(
             directory, config, segments, log_start_offset, recovery_point, high_watermark,
             rng or random.Random(),
         )
+        try:
+            log._load_state(now_ms)
+        except (OSError, StorageError) as err:
+            log.close_without_flush()
+            if isinstance(err, StorageError):
+                raise
+            raise KafkaStorageError(f"cannot load the state of {directory}: {err}") from err
+        return log
+
+    def _load_state(self, now_ms: int) -> None:
+        """Transaction indexes, leader epochs and producer state of a just-opened log: cut
+        back to the log's offsets, then the producer state from its newest snapshot plus a
+        replay of the batch headers after it (Kafka's UnifiedLog.loadProducerState)."""
+        self._now_ms = now_ms
+        log_end_offset = self.log_end_offset
+        for segment in self._segments:
+            path = _txn_index_path(self.directory, segment.base_offset)
+            if not os.path.exists(path):
+                continue
+            index = TransactionIndex(Path(path), segment.base_offset)
+            try:
+                index.sanity_check()
+            except CorruptTxnIndex as err:
+                # Entries of the replayed tail are rebuilt below; older ones are lost.
+                _log.warning("%s; dropping its entries", err)
+                index.reset()
+            index.truncate_to(log_end_offset)
+            self._txn_indexes[segment.base_offset] = index
+        self._epoch_cache.truncate_from_end(log_end_offset)
+        self._epoch_cache.truncate_from_start(self._log_start_offset)
+        state = self.producer_state
+        map_end_offset = state.truncate_and_reload(self._log_start_offset, log_end_offset, now_ms)
+        epochs_from = self._log_start_offset if self._epochs_lost else self._recovery_point
+        self._replay(min(map_end_offset, epochs_from), map_end_offset)
+        self._epochs_lost = False
+
+    def _replay(self, start_offset: int, producers_from: int) -> None:
+        """Walk the batch headers from start_offset to the log end: epochs newer than the
+        cache knows are assigned (as Kafka's segment recovery does), and batches from
+        producers_from on update the producer state (aborted transactions re-indexed)."""
+        state, cache = self.producer_state, self._epoch_cache
+        for segment, header, position in self._stored_headers(start_offset):
+            epoch = header.partition_leader_epoch
+            if epoch >= 0 and (cache.latest_epoch is None or epoch > cache.latest_epoch):
+                cache.assign(epoch, header.base_offset)
+            if header.producer_id < 0 or header.last_offset < producers_from:
+                continue
+            marker = None
+            if header.is_control and header.record_count:
+                whole = BatchHeader(os.pread(segment.fd, header.size, position))
+                try:
+                    marker = parse_marker(whole)
+                except RecordsError:
+                    continue  # not a transaction marker: it changes no producer state
+            for txn in state.update_from_batch(header, marker):
+                if txn.is_aborted:
+                    index = self._txn_index(segment.base_offset)
+                    if index.last_offset is None or txn.last_offset > index.last_offset:
+                        index.append(AbortedTxn.from_completed(txn))
+        state.map_end_offset = self.log_end_offset
+
+    def _stored_headers(self, start_offset: int) -> Iterator[tuple[LogSegment, BatchHeader, int]]:
+        """(segment, header, file position) of each stored batch holding offsets at or after
+        start_offset, reading headers ahead in chunks; a header's buffer may end before its
+        records (read the batch at the position when they are needed)."""
+        first = max(bisect_right(self._bases, start_offset) - 1, 0)
+        for segment in self._segments[first:]:
+            position = segment.offset_index.lookup(start_offset - segment.base_offset)
+            buf, buf_start = b"", position
+            while position < segment.size:
+                off = position - buf_start
+                if off + HEADER_SIZE > len(buf):
+                    buf = os.pread(
+                        segment.fd, min(_REPLAY_READAHEAD_BYTES, segment.size - position), position
+                    )
+                    buf_start, off = position, 0
+                header = BatchHeader(buf, off)
+                if header.last_offset >= start_offset:
+                    yield segment, header, position
+                position += header.size
 
     # --- state --------------------------------------------------------------------------------
     @property
@@ -211,22 +348,29 @@ class DiskPartitionLog:
 
     # --- appends ------------------------------------------------------------------------------
     def append_as_leader(
-        self, records: bytes | memoryview, leader_epoch: int, now_ms: int
+        self, records: bytes | memoryview, leader_epoch: int, now_ms: int,
+        origin: AppendOrigin = AppendOrigin.CLIENT,
     ) -> AppendInfo:
         self._check_open()
+        self._now_ms = now_ms
         try:
-            headers = validate_batches(records, self._config.max_message_bytes)
+            headers = validate_batches(
+                records, self._config.max_message_bytes,
+                from_client=origin is AppendOrigin.CLIENT,
+            )
         except RecordsError as err:
             raise from_records_error(err) from err
         total = len(records)
         self._check_fits_a_segment(total)
-        # Producer-state validation (idempotence, transactions) belongs here, between
-        # validation and the write, so that a refused batch leaves the log unchanged.
         log_append_time = now_ms if self._config.message_timestamp_type == _LOG_APPEND_TIME else -1
+        if len(headers) == 1 and log_append_time < 0 and headers[0].producer_id < 0:
+            return self._append_one(records, headers[0], leader_epoch, now_ms)
         view = memoryview(records)
         whole = bytearray(records) if 2 * len(headers) > _IOV_MAX else None
         buffers: list[bytes | bytearray | memoryview] = [whole] if whole is not None else []
         batches: list[tuple[int, int, int, int]] = []
+        # (header with the assigned offsets, header as received) of batches with a producer id
+        with_producer: list[tuple[BatchHeader, BatchHeader]] = []
         offset = self.log_end_offset
         for h in headers:
             if whole is not None:
@@ -251,14 +395,136 @@ class DiskPartitionLog:
                 _UINT32.pack_into(target, at + CRC_OFFSET, crc)
             if whole is None:
                 buffers += (target, view[h.pos + HEADER_SIZE : h.end])
+            if h.producer_id >= 0:
+                with_producer.append((BatchHeader(target, at), h))
             last = offset + h.last_offset_delta
             batches.append((offset, last, max_timestamp, h.size))
             offset = last + 1
+        update = None
+        if with_producer:
+            # Before the write, so that a duplicate or a refused batch leaves the log unchanged.
+            update = self.producer_state.prepare_update(origin)
+            for assigned, received in with_producer:
+                duplicate = self._check_producer(update, assigned, received, log_append_time)
+                if duplicate is not None:
+                    return duplicate
         holder = self._write(buffers, total, batches, now_ms)
+        if update is not None:
+            self._commit_producer_state(update)
+        if leader_epoch >= 0 and self._epoch_cache.latest_epoch != leader_epoch:
+            self._assign_epoch(leader_epoch, batches[0][0])
         return self._append_info(headers, batches, holder, log_append_time)
+
+    def _append_one(
+        self, records: bytes | memoryview, h: BatchHeader, leader_epoch: int, now_ms: int
+    ) -> AppendInfo:
+        """The common produce: one batch, CreateTime, no producer id. Only the 16 bytes
+        before the magic byte change (base_offset, batch_length, partition_leader_epoch)."""
+        active = self._segments[-1]
+        offset = active.next_offset
+        last = offset + h.last_offset_delta
+        size = h.size
+        max_ts = h.max_timestamp
+        if active.size:
+            config = self._config
+            if active.first_batch_timestamp >= 0:
+                waited = max_ts - active.first_batch_timestamp
+            else:
+                waited = now_ms - active.first_append_ms
+            if (
+                active.size > config.segment_bytes - size
+                or waited > config.segment_ms - config.segment_jitter_ms
+                or active.index_full()
+                or last - active.base_offset > INT32_MAX
+            ):
+                self._maybe_roll(size, max_ts, offset, last, now_ms)
+                active = self._segments[-1]
+        else:
+            self._maybe_roll(size, max_ts, offset, last, now_ms)
+            active = self._segments[-1]
+        active.append_batch(
+            [_PREFIX.pack(offset, h.batch_length, leader_epoch), memoryview(records)[16:size]],
+            offset, last, max_ts, size, now_ms,
+        )
+        if leader_epoch >= 0 and self._epoch_cache.latest_epoch != leader_epoch:
+            self._assign_epoch(leader_epoch, offset)
+        count = h.record_count
+        self._unflushed_messages += count
+        if max_ts < 0:
+            max_ts, offset_of_max = _NO_TIMESTAMP, -1
+        else:
+            offset_of_max = offset if max_ts == h.base_timestamp else last
+        return AppendInfo(offset, last, max_ts, offset_of_max, -1, self._log_start_offset, count)
+
+    def _check_producer(
+        self, update: ProducerStateUpdate, assigned: BatchHeader, received: BatchHeader,
+        log_append_time: int,
+    ) -> AppendInfo | None:
+        """Stage one batch in the producer-state update: None to go on, the original
+        append's AppendInfo for a duplicate; raises StorageError with Kafka's code."""
+        marker: EndTransactionMarker | None = None
+        if assigned.is_control and assigned.record_count:
+            try:
+                marker = parse_marker(received)  # the records are unchanged in `received`
+            except RecordsError as err:
+                raise from_records_error(err) from err
+        check = update.append(assigned, marker)
+        if check.outcome is AppendOutcome.APPEND:
+            return None
+        if check.outcome is AppendOutcome.ERROR:
+            raise StorageError(check.message, check.error_code)
+        # Kafka answers a duplicate with the original offsets and its timestamp.
+        timestamp = _NO_TIMESTAMP
+        entry = self.producer_state.last_entry(assigned.producer_id)
+        if entry is not None:
+            timestamp = next(
+                (b.timestamp for b in entry.batches if b.last_offset == check.last_offset),
+                _NO_TIMESTAMP,
+            )
+        return AppendInfo(
+            first_offset=check.first_offset,
+            last_offset=check.last_offset,
+            max_timestamp=timestamp,
+            offset_of_max_timestamp=check.last_offset if timestamp >= 0 else -1,
+            log_append_time=timestamp if log_append_time >= 0 else _NO_TIMESTAMP,
+            log_start_offset=self._log_start_offset,
+            record_count=0,
+            duplicate=True,
+        )
+
+    def _commit_producer_state(self, update: ProducerStateUpdate) -> None:
+        """After the write: apply the update; aborted transactions it completed are indexed
+        in the active segment, which holds their markers."""
+        for txn in self.producer_state.commit_update(update, self.log_end_offset):
+            if txn.is_aborted:
+                base = self._bases[-1]
+                try:
+                    self._txn_index(base).append(AbortedTxn.from_completed(txn))
+                except OSError as err:
+                    raise KafkaStorageError(
+                        f"cannot index the aborted transaction {txn} in {self.directory}: {err}"
+                    ) from err
+                self._dirty_txn_indexes.add(base)
+
+    def _txn_index(self, base_offset: int) -> TransactionIndex:
+        index = self._txn_indexes.get(base_offset)
+        if index is None:
+            index = self._txn_indexes[base_offset] = TransactionIndex(
+                Path(_txn_index_path(self.directory, base_offset)), base_offset
+            )
+        return index
+
+    def _assign_epoch(self, epoch: int, start_offset: int) -> None:
+        try:
+            self._epoch_cache.assign(epoch, start_offset)
+        except OSError as err:
+            raise KafkaStorageError(
+                f"cannot write the leader-epoch checkpoint of {self.directory}: {err}"
+            ) from err
 
     def append_as_follower(self, records: bytes | memoryview, now_ms: int) -> AppendInfo:
         self._check_open()
+        self._now_ms = now_ms
         try:
             headers = validate_batches(records, self._config.max_message_bytes, from_client=False)
         except RecordsError as err:
@@ -271,6 +537,7 @@ class DiskPartitionLog:
             )
         previous_last = log_end_offset - 1
         batches: list[tuple[int, int, int, int]] = []
+        update = None
         for h in headers:
             if h.last_offset_delta < 0 or h.base_offset <= previous_last:
                 raise InvalidRecord(
@@ -279,9 +546,20 @@ class DiskPartitionLog:
                 )
             previous_last = h.last_offset
             batches.append((h.base_offset, h.last_offset, h.max_timestamp, h.size))
+            if h.producer_id >= 0:
+                if update is None:
+                    update = self.producer_state.prepare_update(AppendOrigin.REPLICATION)
+                self._check_producer(update, h, h, -1)  # replicated: trusted, never refused
         total = len(records)
         self._check_fits_a_segment(total)
         holder = self._write([records], total, batches, now_ms)
+        if update is not None:
+            self._commit_producer_state(update)
+        for h in headers:  # the epochs of the leaders that wrote the batches
+            epoch = h.partition_leader_epoch
+            latest = self._epoch_cache.latest_epoch
+            if epoch >= 0 and (latest is None or epoch > latest):
+                self._assign_epoch(epoch, h.base_offset)
         return self._append_info(headers, batches, holder, -1)
 
     def _check_open(self) -> None:
@@ -357,7 +635,9 @@ class DiskPartitionLog:
             or active.index_full()
             or overflow
         ):
-            self._roll_to(max(first_offset, self.log_end_offset))
+            base_offset = max(first_offset, self.log_end_offset)
+            self._queue_snapshot(base_offset)
+            self._roll_to(base_offset)
 
     def _roll_jitter(self, segment: LogSegment) -> int:
         """Kafka's segment.jitter.ms: a random value below it, fixed per segment."""
@@ -368,10 +648,32 @@ class DiskPartitionLog:
             self._jitter = (segment.base_offset, self._rng.randrange(jitter))
         return self._jitter[1]
 
+    def _queue_snapshot(self, offset: int) -> None:
+        """Kafka snapshots the producer state at each roll and at a clean close: encoded now
+        (the state as of `offset`, before the append that rolls), written with an fsync by
+        the next flush job."""
+        state = self.producer_state
+        # Batches without a producer id change nothing, so the state describes [0, offset).
+        state.map_end_offset = offset
+        if state.latest_snapshot_offset == offset or any(
+            s.offset == offset for s in self._pending_snapshots
+        ):
+            return
+        self._pending_snapshots.append(state.snapshot())
+
+    def _create_segment(self, base_offset: int) -> LogSegment:
+        """A new empty segment, without the .txnindex of an earlier segment at its offset."""
+        stale = self._txn_indexes.pop(base_offset, None)
+        if stale is not None:
+            stale.delete()
+        else:
+            _unlink_if_exists(_txn_index_path(self.directory, base_offset))
+        return LogSegment.create(self.directory, base_offset, self._config)
+
     def _roll_to(self, base_offset: int) -> None:
         self._segments[-1].finalize()
         try:
-            segment = LogSegment.create(self.directory, base_offset, self._config)
+            segment = self._create_segment(base_offset)
         except OSError as err:
             raise KafkaStorageError(f"cannot roll {self.directory}: {err}") from err
         self._segments.append(segment)
@@ -379,10 +681,10 @@ class DiskPartitionLog:
         self._dir_dirty = True
 
     def _replace_empty_active(self, base_offset: int) -> None:
-        self._segments.pop().delete()
+        self._delete_segment(self._segments.pop())
         self._bases.pop()
         try:
-            segment = LogSegment.create(self.directory, base_offset, self._config)
+            segment = self._create_segment(base_offset)
         except OSError as err:
             raise KafkaStorageError(f"cannot create a segment in {self.directory}: {err}") from err
         self._segments.append(segment)
@@ -452,11 +754,9 @@ class DiskPartitionLog:
                 if info.max_timestamp < timestamp or info.last_offset < self._log_start_offset:
                     continue
                 batch = segment.read_batch(info)
-                for record in iter_records(batch):
-                    offset = record_offset(batch, record)
-                    record_ts = record_timestamp(batch, record)
-                    if offset >= self._log_start_offset and record_ts >= timestamp:
-                        return TimestampAndOffset(record_ts, offset, batch.partition_leader_epoch)
+                found = first_record_at(batch, timestamp, self._log_start_offset)
+                if found is not None:
+                    return TimestampAndOffset(found[0], found[1], batch.partition_leader_epoch)
         return None
 
     def offset_of_max_timestamp(self) -> TimestampAndOffset | None:
@@ -483,6 +783,7 @@ class DiskPartitionLog:
     def set_high_watermark(self, offset: int) -> None:
         # Kafka's UnifiedLog.updateHighWatermark clamps into [log_start_offset, log_end_offset].
         self._high_watermark = min(max(offset, self._log_start_offset), self.log_end_offset)
+        self.producer_state.on_high_watermark_updated(self._high_watermark)
 
     def truncate_to(self, offset: int) -> None:
         """Kafka's UnifiedLog.truncateTo: the batch holding `offset` goes whole, and
@@ -495,7 +796,7 @@ class DiskPartitionLog:
         try:
             if offset < self._bases[0]:
                 self._delete_tail(0)
-                self._segments.append(LogSegment.create(self.directory, offset, self._config))
+                self._segments.append(self._create_segment(offset))
                 self._bases.append(offset)
                 self._log_start_offset = offset
             else:
@@ -509,17 +810,34 @@ class DiskPartitionLog:
                     else:
                         self._roll_to(offset)
                 self._log_start_offset = min(self._log_start_offset, offset)
+            index = self._txn_indexes.get(self._bases[-1])
+            if index is not None:
+                index.truncate_to(offset)
+            self._epoch_cache.truncate_from_end(offset)
         except OSError as err:
             raise KafkaStorageError(f"truncation of {self.directory} failed: {err}") from err
         self._dir_dirty = True
         self._high_watermark = min(self._high_watermark, offset)
         self._recovery_point = min(self._recovery_point, offset)
+        self._pending_snapshots = [s for s in self._pending_snapshots if s.offset <= offset]
+        # Kafka's truncateAndReload: the newest snapshot at or below the new end, then replay.
+        state = self.producer_state
+        map_end_offset = state.truncate_and_reload(self._log_start_offset, offset, self._now_ms)
+        self._state_log_start_offset = self._log_start_offset
+        self._replay(map_end_offset, map_end_offset)
 
     def _delete_tail(self, keep: int) -> None:
         """Delete segments [keep:], newest first, so a crash leaves a prefix of the log."""
         while len(self._segments) > keep:
-            self._segments.pop().delete()
+            self._delete_segment(self._segments.pop())
             self._bases.pop()
+
+    def _delete_segment(self, segment: LogSegment) -> None:
+        index = self._txn_indexes.pop(segment.base_offset, None)
+        if index is not None:
+            index.delete()
+        self._dirty_txn_indexes.discard(segment.base_offset)
+        segment.delete()
 
     def delete_records_before(self, offset: int) -> int:
         # Kafka's maybeIncrementLogStartOffset refuses to go past the high watermark.
@@ -535,6 +853,7 @@ class DiskPartitionLog:
     def roll(self, now_ms: int) -> None:
         self._check_open()
         if self._segments[-1].size > 0:
+            self._queue_snapshot(self.log_end_offset)
             self._roll_to(self.log_end_offset)
 
     def apply_retention(self, now_ms: int) -> int:
@@ -575,11 +894,45 @@ class DiskPartitionLog:
                 break
             self._segments.pop(0)
             self._bases.pop(0)
-            segment.delete()
+            self._delete_segment(segment)
             self._dir_dirty = True
             count += 1
         self._log_start_offset = max(self._log_start_offset, self._bases[0])
+        if self._log_start_offset != self._state_log_start_offset:
+            self._log_start_offset_moved()
         return count
+
+    def _log_start_offset_moved(self) -> None:
+        """Kafka's maybeIncrementLogStartOffset / deleteSegments bookkeeping: epochs and
+        producer state forget what is below the new log_start_offset."""
+        self._state_log_start_offset = start = self._log_start_offset
+        try:
+            _epochs_start_at(self._epoch_cache, start)
+        except OSError as err:
+            raise KafkaStorageError(
+                f"cannot write the leader-epoch checkpoint of {self.directory}: {err}"
+            ) from err
+        state = self.producer_state
+        state.on_log_start_offset_incremented(start)
+        state.delete_snapshots_before(self._bases[0])
+
+    # --- producer state, leader epochs, transactions --------------------------------------------
+    @property
+    def leader_epoch_cache(self) -> LeaderEpochCache:
+        return self._epoch_cache
+
+    @property
+    def last_stable_offset(self) -> int:
+        """The first offset of an undecided transaction (or of a decided one whose marker is
+        not below the high watermark yet), capped by the high watermark."""
+        first_unstable = self.producer_state.first_unstable_offset()
+        if first_unstable is None:
+            return self._high_watermark
+        return min(first_unstable, self._high_watermark)
+
+    def remove_expired_producers(self, now_ms: int) -> int:
+        """Forget producers idle for producer.id.expiration.ms; returns how many."""
+        return self.producer_state.remove_expired_producers(now_ms)
 
     # --- durability ---------------------------------------------------------------------------
     def begin_flush(self) -> FlushJob:
@@ -593,6 +946,9 @@ class DiskPartitionLog:
                 if segment.is_dirty():
                     job.sizes.append((segment, segment.size))
                     job.fds += segment.begin_flush(active=segment is active)
+            for base in self._dirty_txn_indexes:
+                job.fds.append(os.open(_txn_index_path(self.directory, base), os.O_RDONLY))
+            self._dirty_txn_indexes.clear()
             if self._dir_dirty:
                 job.fds.append(os.open(self.directory, os.O_RDONLY))
                 self._dir_dirty = False
@@ -603,14 +959,25 @@ class DiskPartitionLog:
                 raise
             raise KafkaStorageError(f"flush of {self.directory} failed: {err}") from err
         self._unflushed_messages = 0
+        job.directory = self.directory
+        job.snapshots, self._pending_snapshots = self._pending_snapshots, []
         return job
 
     def finish_flush(self, job: FlushJob) -> None:
         """Loop side, after `job.run()`: advance the recovery point (unless truncated since)."""
+        # A truncation since begin_flush may have replaced the batches a snapshot describes.
+        truncated = job.truncations != self._truncations
         if job.error is not None:
             self._dir_dirty = True
             self._unflushed_messages += job.messages
+            if not truncated:  # the next flush writes them
+                self._pending_snapshots[:0] = job.snapshots
             raise KafkaStorageError(f"fsync in {self.directory} failed: {job.error}")
+        for snapshot in job.snapshots:
+            if truncated:
+                _unlink_if_exists(str(snapshot_path(Path(self.directory), snapshot.offset)))
+            else:
+                self.producer_state.snapshot_written(snapshot.offset)
         for segment, size in job.sizes:
             segment.flushed_size = max(segment.flushed_size, size)
         if job.truncations == self._truncations:
@@ -629,11 +996,17 @@ class DiskPartitionLog:
             return
         try:
             self._segments[-1].finalize()
+            self._queue_snapshot(self.log_end_offset)  # the next open replays nothing
             self.flush()
         finally:
             self._closed = True
-            for segment in self._segments:
-                segment.close()
+            self._release_files()
+
+    def _release_files(self) -> None:
+        for segment in self._segments:
+            segment.close()
+        for index in self._txn_indexes.values():
+            index.close()
 
     # --- compaction (josef.storage.disk.cleaner) ----------------------------------------------
     @property
@@ -663,10 +1036,20 @@ class DiskPartitionLog:
         assert self.holds_segments(old), "the cleaner checks the segments first"
         i = self._segments.index(old[0])
         final = os.path.join(self.directory, segment_name(new.base_offset) + ".log")
+        # Cleaning keeps every transaction marker, so the aborted transactions of the old
+        # segments all belong to the new one.
+        aborted = [
+            txn for segment in old if segment.base_offset in self._txn_indexes
+            for txn in self._txn_indexes[segment.base_offset].all_aborted()
+        ]
         try:
             for segment in reversed(old):
-                segment.delete()
+                self._delete_segment(segment)
             os.replace(swap_path, final)
+            for txn in aborted:
+                self._txn_index(new.base_offset).append(txn)
+            if aborted:
+                self._dirty_txn_indexes.add(new.base_offset)
         except OSError as err:
             self._closed = True  # the segment list no longer matches the files
             raise KafkaStorageError(f"compaction swap in {self.directory} failed: {err}") from err
@@ -678,13 +1061,30 @@ class DiskPartitionLog:
     def close_without_flush(self) -> None:
         """Release the files only (the partition is being deleted)."""
         self._closed = True
-        for segment in self._segments:
-            segment.close()
+        self._release_files()
 
 
 def _largest_timestamp(segment: LogSegment) -> int:
     """Kafka's LogSegment.largestTimestamp: max record timestamp, else last-modified time."""
     return segment.max_timestamp if segment.max_timestamp >= 0 else segment.last_append_ms
+
+
+def _txn_index_path(directory: str, base_offset: int) -> str:
+    return os.path.join(directory, segment_name(base_offset) + TXN_INDEX_SUFFIX)
+
+
+def _unlink_if_exists(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def _epochs_start_at(cache: LeaderEpochCache, log_start_offset: int) -> None:
+    """truncate_from_start, skipped when it would change nothing (it rewrites the file)."""
+    earliest = cache.earliest_entry
+    if earliest is not None and earliest.start_offset < log_start_offset:
+        cache.truncate_from_start(log_start_offset)
 
 
 def _segment_bases(directory: str) -> list[int]:
@@ -696,7 +1096,7 @@ def _segment_bases(directory: str) -> list[int]:
     present = set(bases)
     for name in names:
         stem, _, suffix = name.partition(".")
-        orphan_index = suffix in ("index", "timeindex") and (
+        orphan_index = suffix in ("index", "timeindex", "txnindex") and (
             not stem.isdigit() or int(stem) not in present
         )
         if orphan_index or name.endswith((".tmp", ".deleted")):
@@ -708,9 +1108,6 @@ def _delete_files(directory: str, bases: list[int]) -> None:
     """Delete whole segments (newest first) that recovery cut off."""
     for base in reversed(bases):
         stem = os.path.join(directory, f"{base:020d}")
-        for suffix in (".timeindex", ".index", ".log"):
-            try:
-                os.unlink(stem + suffix)
-            except FileNotFoundError:
-                pass
+        for suffix in (TXN_INDEX_SUFFIX, ".timeindex", ".index", ".log"):
+            _unlink_if_exists(stem + suffix)
 

@@ -11,8 +11,10 @@ Layout of a log dir:
 
 Contract: opening loads every partition found (recovering what is past its recovery point
 unless the marker says the last shutdown was clean) and removes the marker; `checkpoint()`
-(called periodically by the broker) and `close()` rewrite the checkpoint files atomically;
-`close()` flushes every log first and writes the marker last.
+and `close()` rewrite the checkpoint files atomically; `close()` flushes every log first and
+writes the marker last. The periodic checkpoint is split so that only the cheap part runs on
+the thread that owns the logs: `checkpoint_snapshot()` there, `write_checkpoints(snapshot)`
+(fsyncs) on a worker thread.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from josef.storage.disk.checkpoint import (
     RECOVERY_POINT_CHECKPOINT,
     REPLICATION_CHECKPOINT,
     CorruptCheckpoint,
+    TopicPartitionKey,
     fsync_dir,
     read_offsets,
     write_atomically,
@@ -44,6 +47,11 @@ from josef.storage.errors import StorageError
 
 PARTITION_METADATA = "partition.metadata"
 _DELETE_SUFFIX = "-delete"  # Kafka renames a deleted partition's dir to <name>.<uuid>-delete
+
+
+# Per log dir: (recovery points, log start offsets, high watermarks) by (topic, partition).
+_Offsets = dict[TopicPartitionKey, int]
+CheckpointSnapshot = dict[str, tuple[_Offsets, _Offsets, _Offsets]]
 
 
 def _wall_clock_ms() -> int:
@@ -174,24 +182,29 @@ class DiskPartitionLogs:
     def partitions(self) -> Sequence[tuple[str, int]]:
         return sorted(self._logs)
 
+    def checkpoint_snapshot(self) -> CheckpointSnapshot:
+        """The offsets the checkpoint files record, per log dir: (recovery points, log start
+        offsets, high watermarks). Read them on the thread that owns the logs."""
+        snapshot: CheckpointSnapshot = {d: ({}, {}, {}) for d in self._log_dirs}
+        for key, log in self._logs.items():
+            recovery_points, start_offsets, high_watermarks = snapshot[self._dir_of[key]]
+            recovery_points[key] = log.recovery_point
+            start_offsets[key] = log.log_start_offset
+            high_watermarks[key] = log.high_watermark
+        return snapshot
+
+    def write_checkpoints(self, snapshot: CheckpointSnapshot) -> None:
+        """Write a snapshot's checkpoint files atomically (blocking: any thread, one at a
+        time; the broker writes every log.flush.offset.checkpoint.interval.ms, Kafka's
+        default 60 s)."""
+        for log_dir, (recovery_points, start_offsets, high_watermarks) in snapshot.items():
+            write_offsets(os.path.join(log_dir, RECOVERY_POINT_CHECKPOINT), recovery_points)
+            write_offsets(os.path.join(log_dir, LOG_START_OFFSET_CHECKPOINT), start_offsets)
+            write_offsets(os.path.join(log_dir, REPLICATION_CHECKPOINT), high_watermarks)
+
     def checkpoint(self) -> None:
-        """Write the three checkpoint files of every log dir (the broker calls this
-        periodically; Kafka's log.flush.offset.checkpoint.interval.ms is 60 s)."""
-        for log_dir in self._log_dirs:
-            keys = [k for k, d in self._dir_of.items() if d == log_dir]
-            logs = {k: self._logs[k] for k in keys}
-            write_offsets(
-                os.path.join(log_dir, RECOVERY_POINT_CHECKPOINT),
-                {k: log.recovery_point for k, log in logs.items()},
-            )
-            write_offsets(
-                os.path.join(log_dir, LOG_START_OFFSET_CHECKPOINT),
-                {k: log.log_start_offset for k, log in logs.items()},
-            )
-            write_offsets(
-                os.path.join(log_dir, REPLICATION_CHECKPOINT),
-                {k: log.high_watermark for k, log in logs.items()},
-            )
+        """Snapshot and write the checkpoint files in one go (the owning thread)."""
+        self.write_checkpoints(self.checkpoint_snapshot())
 
     def close(self) -> None:
         """Flush and close every log, checkpoint, then mark the shutdown clean."""

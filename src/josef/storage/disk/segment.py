@@ -6,10 +6,11 @@ file only ever grows by whole appends). Reads are `os.pread` of whole batches; t
 trusts the file (it was validated on append or by recovery) and walks only batch headers.
 
 Contract: `size` is the number of valid bytes; `next_offset` is the offset after the last
-batch (base_offset when empty). Indexes are caches kept in memory and written at flush
-(`begin_flush`); `scan(validate=True)` is Kafka's LogSegment.recover: it rebuilds both
-indexes and stops at the first invalid byte (length, magic, CRC-32C, offsets not increasing
-or not fitting a relative int32).
+batch (base_offset when empty). Indexes are caches kept in memory, written at flush
+(`begin_flush`) and fsynced once the segment is sealed (`finalize`); `scan(validate=True)`
+is Kafka's LogSegment.recover: it rebuilds both indexes and stops at the first invalid byte
+(length, magic, CRC-32C, offsets not increasing or not fitting a relative int32).
+`first_record_at` finds a record by timestamp in one batch without decoding records.
 """
 
 from __future__ import annotations
@@ -17,17 +18,23 @@ from __future__ import annotations
 import errno
 import os
 import struct
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterator, Sequence
 from typing import NamedTuple
 
+from crc32c import crc32c
+
+from josef.protocol.varint import read_varlong
 from josef.records.batch import (
+    ATTRIBUTES_OFFSET,
     HEADER_SIZE,
     LOG_OVERHEAD,
     MAGIC,
-    MAGIC_OFFSET,
     MIN_BATCH_LENGTH,
+    TIMESTAMP_TYPE_MASK,
     BatchHeader,
 )
+from josef.records.records import records_section
 from josef.storage.api import LogConfig
 from josef.storage.disk.index import (
     OFFSET_ENTRY_SIZE,
@@ -50,6 +57,9 @@ RECOVERY_CHUNK_BYTES = 8 * 1024 * 1024
 _BASE_LENGTH_EPOCH = struct.Struct(">qii")
 _LAST_OFFSET_DELTA = struct.Struct(">i")
 _MAX_TIMESTAMP = struct.Struct(">q")
+# Recovery's one unpack: base_offset, batch_length, partition_leader_epoch, magic, crc,
+# attributes, last_offset_delta, base_timestamp, max_timestamp (the first 43 header bytes).
+_SCAN_HEADER = struct.Struct(">qiibIhiqq")
 _LAST_OFFSET_DELTA_POS = 23
 _MAX_TIMESTAMP_POS = 35
 
@@ -72,6 +82,43 @@ def _parse(buf: bytes | memoryview, off: int, position: int) -> BatchInfo:
     return BatchInfo(position, base, base + delta, length + LOG_OVERHEAD, max_ts, epoch)
 
 
+def first_record_at(batch: BatchHeader, timestamp: int, min_offset: int) -> tuple[int, int] | None:
+    """(timestamp, offset) of the batch's first record at or after `timestamp` whose offset
+    is at least `min_offset` (None when there is none): ListOffsets by time. Only each
+    record's length, timestamp delta and offset delta are read; keys, values and headers are
+    skipped, not decoded. Malformed records raise ProtocolError (from the varint reader)."""
+    section = bytes(records_section(batch))  # indexing bytes is faster than a memoryview
+    log_append_time = batch.attributes & TIMESTAMP_TYPE_MASK
+    base_offset, base_timestamp = batch.base_offset, batch.base_timestamp
+    end = len(section)
+    pos = 0
+    for _ in range(batch.record_count):
+        if pos >= end:
+            break
+        length, pos = _small_varint(section, pos, end)
+        record_end = pos + length
+        delta, pos = _small_varint(section, pos + 1, end)  # after the attributes byte
+        offset = base_offset + _small_varint(section, pos, end)[0]
+        record_ts = batch.max_timestamp if log_append_time else base_timestamp + delta
+        if offset >= min_offset and record_ts >= timestamp:
+            return record_ts, offset
+        pos = record_end
+    return None
+
+
+def _small_varint(buf: bytes, pos: int, end: int) -> tuple[int, int]:
+    """A zig-zag varint (record lengths and deltas), the one- and two-byte cases inline."""
+    if pos + 1 < end:
+        b = buf[pos]
+        if b < 0x80:
+            return (b >> 1) ^ -(b & 1), pos + 1
+        c = buf[pos + 1]
+        if c < 0x80:
+            raw = (b & 0x7F) | (c << 7)
+            return (raw >> 1) ^ -(raw & 1), pos + 2
+    return read_varlong(buf, pos, end)
+
+
 def segment_name(base_offset: int) -> str:
     return f"{base_offset:020d}"
 
@@ -89,6 +136,9 @@ class LogSegment:
         self.time_index_path = stem + ".timeindex"
         self._index_fd = -1
         self._time_index_fd = -1
+        # Index entries written to the files without an fsync (the active segment's, see
+        # begin_flush); fsynced once the segment is sealed.
+        self._indexes_unsynced = False
         self.size = 0
         self.flushed_size = 0
         self._reset_state(config)
@@ -104,6 +154,7 @@ class LogSegment:
         self.first_append_ms = -1
         self.last_append_ms = -1
         self.bytes_since_last_index_entry = 0
+        self.sealed = False  # finalized: rolled, closed or written by the cleaner
 
     # --- lifecycle ----------------------------------------------------------------------------
     @classmethod
@@ -157,14 +208,63 @@ class LogSegment:
                 f"short write to {self.log_path}: {written} of {total} bytes "
                 f"({os.strerror(errno.ENOSPC)}?)"
             )
-        if self.size == 0:
+        if start == 0:
             self.first_append_ms = now_ms
             self.first_batch_timestamp = batches[0][2]
+        # _index_batch inlined: this runs on every append.
         position = start
-        for base, last, max_ts, size in batches:
-            self._index_batch(position, base, last, max_ts, size)
+        max_timestamp = self.max_timestamp
+        since_entry = self.bytes_since_last_index_entry
+        for base, _last, max_ts, size in batches:
+            if max_ts > max_timestamp:
+                max_timestamp = self.max_timestamp = max_ts
+                self.offset_of_max_timestamp = base
+            if since_entry > self.index_interval_bytes:
+                self.offset_index.append(base - self.base_offset, position)
+                self.time_index.maybe_append(
+                    max_timestamp, self.offset_of_max_timestamp - self.base_offset
+                )
+                since_entry = 0
+            since_entry += size
             position += size
+        self.bytes_since_last_index_entry = since_entry
+        self.next_offset = batches[-1][1] + 1
         self.size = position
+        self.last_append_ms = now_ms
+
+    def append_batch(
+        self, buffers: Sequence[bytes | bytearray | memoryview], base: int, last: int,
+        max_timestamp: int, size: int, now_ms: int,
+    ) -> None:
+        """`append` of one batch (the common produce), without the per-batch tuples."""
+        start = self.size
+        try:
+            written = os.writev(self.fd, buffers)
+        except OSError as err:
+            self._cut_back(start)
+            raise KafkaStorageError(f"write to {self.log_path} failed: {err}") from err
+        if written != size:
+            self._cut_back(start)
+            raise KafkaStorageError(
+                f"short write to {self.log_path}: {written} of {size} bytes "
+                f"({os.strerror(errno.ENOSPC)}?)"
+            )
+        if start == 0:
+            self.first_append_ms = now_ms
+            self.first_batch_timestamp = max_timestamp
+        if max_timestamp > self.max_timestamp:
+            self.max_timestamp = max_timestamp
+            self.offset_of_max_timestamp = base
+        if self.bytes_since_last_index_entry > self.index_interval_bytes:
+            self.offset_index.append(base - self.base_offset, start)
+            self.time_index.maybe_append(
+                self.max_timestamp, self.offset_of_max_timestamp - self.base_offset
+            )
+            self.bytes_since_last_index_entry = size
+        else:
+            self.bytes_since_last_index_entry += size
+        self.next_offset = last + 1
+        self.size = start + size
         self.last_append_ms = now_ms
 
     def _cut_back(self, size: int) -> None:
@@ -188,7 +288,9 @@ class LogSegment:
         self.next_offset = last + 1
 
     def finalize(self) -> None:
-        """On roll and close: the time index's last entry becomes the segment's max."""
+        """On roll and close: the time index's last entry becomes the segment's max, and the
+        next flush fsyncs the index files."""
+        self.sealed = True
         if self.max_timestamp >= 0:
             self.time_index.maybe_append(
                 self.max_timestamp, self.offset_of_max_timestamp - self.base_offset
@@ -215,11 +317,28 @@ class LogSegment:
 
     def find_batch(self, offset: int) -> BatchInfo | None:
         """The first batch whose last offset is >= offset (None past the end)."""
-        start = self.offset_index.lookup(offset - self.base_offset)
-        for info in self.iter_batches(start):
+        return self._locate(offset)[0]
+
+    def _locate(self, offset: int) -> tuple[BatchInfo | None, bytes, int]:
+        """`find_batch`, plus the bytes last read to find it and their file position: the
+        first read-ahead stops one header past the next index entry, as that batch starts at
+        or before it, so a lookup of one large batch reads it once."""
+        index = self.offset_index
+        i = bisect_right(index.offsets, offset - self.base_offset)
+        position = index.positions[i - 1] if i else 0
+        size = self.size
+        end = min(size, index.positions[i] + HEADER_SIZE) if i < len(index.positions) else size
+        buf, buf_start = b"", position
+        while position < size:
+            off = position - buf_start
+            if off + HEADER_SIZE > len(buf):
+                want = max(min(READAHEAD_BYTES, end - position), HEADER_SIZE)
+                buf, buf_start, off = os.pread(self.fd, want, position), position, 0
+            info = _parse(buf, off, position)
             if info.last_offset >= offset:
-                return info
-        return None
+                return info, buf, buf_start
+            position += info.size
+        return None, buf, buf_start
 
     def read(
         self, offset: int, max_bytes: int, max_offset: int, min_one_batch: bool
@@ -230,7 +349,7 @@ class LogSegment:
         max_bytes except a first batch when min_one_batch (KIP-74). `more_may_follow` is
         True when the read stopped only because this segment ended.
         """
-        first = self.find_batch(offset)
+        first, found_in, found_at = self._locate(offset)
         if first is None:
             return None, offset, True
         if first.last_offset >= max_offset:
@@ -243,9 +362,24 @@ class LogSegment:
             if stop is not None:
                 end = stop
         length = min(end - first.position, max(max_bytes, first.size))
-        data = os.pread(self.fd, length, first.position)
-        # Walk the headers in what was read to cut at the last whole batch that qualifies.
+        skip = first.position - found_at
+        data: bytes | memoryview
+        if skip + length <= len(found_in):  # read already while looking for the batch
+            data = memoryview(found_in)[skip : skip + length]
+        else:
+            data = os.pread(self.fd, length, first.position)
         cut, next_offset = first.size, first.last_offset + 1
+        # The last index entry inside the data, below max_offset, is a batch boundary that
+        # every batch before it qualifies for: only the headers after it (about
+        # index.interval.bytes of them) are walked to find the cut.
+        index = self.offset_index
+        i = min(
+            bisect_right(index.positions, first.position + len(data)),
+            bisect_left(index.offsets, max_offset - self.base_offset),
+        ) - 1
+        if i >= 0 and index.positions[i] - first.position > cut:
+            cut = index.positions[i] - first.position
+            next_offset = self.base_offset + index.offsets[i]
         while cut + HEADER_SIZE <= len(data):
             info = _parse(data, cut, first.position + cut)
             if cut + info.size > len(data) or info.last_offset >= max_offset:
@@ -290,6 +424,9 @@ class LogSegment:
             self.scan(config, validate=False)
             return
         self.offset_index, self.time_index = offset_index, time_index
+        # Sealed segments' indexes were fsynced whole: the time index's last entry is the
+        # max before the tail (no header walk, which would cost O(segment) when timestamps
+        # do not grow).
         if time_index.timestamps:
             self.max_timestamp = time_index.timestamps[-1]
             self.offset_of_max_timestamp = self.base_offset + time_index.offsets[-1]
@@ -307,6 +444,22 @@ class LogSegment:
             self._index_batch(
                 info.position, info.base_offset, info.last_offset, info.max_timestamp, info.size
             )
+
+    def _load_max_timestamp(self, end: int) -> None:
+        """max_timestamp of the batches before position `end` (an offset-index entry's), for
+        recovery: the time index's last entry, then the headers from the batch it names up
+        to `end`, as the time index may lag the offset index (an active segment's index
+        files are not fsynced; power loss). With growing timestamps nothing is walked; when
+        they do not grow, recovery walks this segment's headers (no CRC)."""
+        start = 0
+        if self.time_index.timestamps:
+            self.max_timestamp = self.time_index.timestamps[-1]
+            relative = self.time_index.offsets[-1]
+            self.offset_of_max_timestamp = self.base_offset + relative
+            start = self.offset_index.lookup(relative)
+        if start < end:
+            for info in self.iter_batches(start, end):
+                self._note_max(info)
 
     def _note_max(self, info: BatchInfo) -> None:
         if info.max_timestamp > self.max_timestamp:
@@ -351,20 +504,20 @@ class LogSegment:
         # Drop entries past the trusted prefix from the files; persist appends after it.
         os.truncate(self.index_path, len(offset_index) * OFFSET_ENTRY_SIZE)
         os.truncate(self.time_index_path, len(time_index) * TIME_ENTRY_SIZE)
-        if time_index.timestamps:  # the max over every batch up to resume_at, inclusive
-            self.max_timestamp = time_index.timestamps[-1]
-            self.offset_of_max_timestamp = self.base_offset + time_index.offsets[-1]
+        self._load_max_timestamp(resume_at)
         self.first_batch_timestamp = next(self.iter_batches(0, HEADER_SIZE)).max_timestamp
         self.next_offset = self.base_offset + offset_index.offsets[-1]
         return self._scan_from(resume_at, validate=True)
 
     def _scan_from(self, position: int, validate: bool) -> bool:
         """Walk (and with validate, check) batches from `position`, which is 0 or the
-        position of the last offset-index entry; cut the file at the first invalid byte."""
+        position of the last offset-index entry; cut the file at the first invalid byte.
+        One header unpack per batch and the bookkeeping inline: this loop is recovery."""
         indexed_position = position if position > 0 else -1
         file_size = os.fstat(self.fd).st_size
         buf: bytes = b""
         buf_start = position
+        unpack = _SCAN_HEADER.unpack_from
         while position < file_size:
             off = position - buf_start
             if off + HEADER_SIZE > len(buf):
@@ -372,46 +525,41 @@ class LogSegment:
                 buf_start, off = position, 0
                 if len(buf) < HEADER_SIZE:
                     break
-            info = _parse(buf, off, position)
-            length = info.size - LOG_OVERHEAD
-            if (
-                length < MIN_BATCH_LENGTH
-                or position + info.size > file_size
-                or buf[off + MAGIC_OFFSET] != MAGIC
-            ):
+            base, length, _epoch, magic, crc, _attributes, delta, _first_ts, max_ts = unpack(
+                buf, off
+            )
+            size = length + LOG_OVERHEAD
+            if length < MIN_BATCH_LENGTH or position + size > file_size or magic != MAGIC:
                 break
+            last = base + delta
             if validate:
-                if off + info.size > len(buf):
-                    chunk = max(RECOVERY_CHUNK_BYTES, info.size)
+                if off + size > len(buf):
+                    chunk = max(RECOVERY_CHUNK_BYTES, size)
                     buf = os.pread(self.fd, min(chunk, file_size - position), position)
                     buf_start, off = position, 0
-                if not self._batch_valid(BatchHeader(buf, off)):
+                if (
+                    delta < 0
+                    or base < self.next_offset
+                    or last - self.base_offset > INT32_MAX
+                    or crc32c(memoryview(buf)[off + ATTRIBUTES_OFFSET : off + size]) != crc
+                ):
                     break
             if position == 0:
-                self.first_batch_timestamp = info.max_timestamp
+                self.first_batch_timestamp = max_ts
             if position == indexed_position:  # its index entries are loaded already
-                self._note_max(info)
-                self.bytes_since_last_index_entry = info.size
-                self.next_offset = info.last_offset + 1
+                if max_ts > self.max_timestamp:
+                    self.max_timestamp, self.offset_of_max_timestamp = max_ts, base
+                self.bytes_since_last_index_entry = size
+                self.next_offset = last + 1
             else:
-                self._index_batch(
-                    position, info.base_offset, info.last_offset, info.max_timestamp, info.size
-                )
-            position += info.size
+                self._index_batch(position, base, last, max_ts, size)
+            position += size
         self.size = position
         self.flushed_size = min(self.flushed_size, position)
         if position < file_size:
             os.ftruncate(self.fd, position)
             return True
         return False
-
-    def _batch_valid(self, header: BatchHeader) -> bool:
-        return (
-            header.last_offset_delta >= 0
-            and header.base_offset >= self.next_offset
-            and header.last_offset - self.base_offset <= INT32_MAX
-            and header.crc_valid()
-        )
 
     def truncate_to_offset(self, offset: int, config: LogConfig) -> None:
         """Remove the batch holding `offset` and everything after it."""
@@ -426,6 +574,7 @@ class LogSegment:
             if fd >= 0:
                 os.close(fd)
         self._index_fd = self._time_index_fd = -1
+        self._indexes_unsynced = False
         _unlink_if_exists(self.index_path)
         _unlink_if_exists(self.time_index_path)
 
@@ -435,12 +584,20 @@ class LogSegment:
             self.flushed_size != self.size
             or self.offset_index.persisted != len(self.offset_index)
             or self.time_index.persisted != len(self.time_index)
+            or (self._indexes_unsynced and self.sealed)
         )
 
     def begin_flush(self, active: bool) -> list[int]:
         """Write pending index entries; return dup'ed fds to fsync off the event loop (the
         caller closes them), so that a segment deleted meanwhile cannot reuse the numbers.
-        A rolled segment's index fds are closed afterwards: its indexes are complete."""
+
+        The active segment's index files are written but not fsynced: one fsync per commit
+        instead of three (fsync-before-ack). After a process crash the page cache still has
+        them and recovery resumes at their last entry; after a power loss they may be stale,
+        which recovery tolerates (`load`, `recover`: a valid prefix, the rest rebuilt from
+        the fsynced `.log`). A sealed or rolled segment's indexes are fsynced and their fds
+        closed: they are complete."""
+        sync_indexes = self.sealed or not active
         try:
             if self._index_fd < 0:
                 self._index_fd = _open_append(self.index_path)
@@ -456,7 +613,12 @@ class LogSegment:
                 self.time_index.persisted * TIME_ENTRY_SIZE,
             )
             self.time_index.persisted = len(self.time_index)
-            fds = [os.dup(self.fd), os.dup(self._index_fd), os.dup(self._time_index_fd)]
+            if sync_indexes:
+                fds = [os.dup(self.fd), os.dup(self._index_fd), os.dup(self._time_index_fd)]
+                self._indexes_unsynced = False
+            else:
+                fds = [os.dup(self.fd)]
+                self._indexes_unsynced = True
         except OSError as err:
             raise KafkaStorageError(f"flush of {self.log_path} failed: {err}") from err
         if not active:

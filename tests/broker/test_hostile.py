@@ -12,6 +12,8 @@ import pytest
 
 from josef.broker.handlers import default_registry
 from josef.protocol._generated.api_versions import ApiVersionsRequest, ApiVersionsResponse
+from josef.protocol._generated.create_topics import CreateTopicsRequest
+from josef.protocol._generated.fetch import FetchRequest
 from josef.protocol._generated.metadata import MetadataRequest
 from josef.protocol.errors import ErrorCode
 from tests.broker import wire
@@ -55,6 +57,7 @@ def test_api_versions_advertises_exactly_the_registry(serve: ServeProcess) -> No
     assert response.error_code == ErrorCode.NONE
     advertised = {k.api_key: (k.min_version, k.max_version) for k in response.api_keys}
     expected = {s.api_key: (s.min_version, s.max_version) for s in default_registry()}
+    expected[0] = (0, expected[0][1])  # KAFKA-18659: Produce listed from v0, served from v3
     assert advertised == expected
     assert advertised[18] == (0, 4)
 
@@ -158,3 +161,97 @@ def test_many_idle_connections_do_not_stall_others(serve: ServeProcess) -> None:
     finally:
         for sock in idle:
             sock.close()
+
+
+def _rss_bytes(pid: int) -> int:
+    with open(f"/proc/{pid}/status", encoding="ascii") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS line")
+
+
+def _settled_rss(pid: int) -> int:
+    """RSS once it stops moving (the broker has read what was sent)."""
+    last = _rss_bytes(pid)
+    for _ in range(50):
+        time.sleep(0.1)
+        now = _rss_bytes(pid)
+        if now == last:
+            return now
+        last = now
+    return last
+
+
+def test_declared_huge_frames_allocate_only_a_bounded_step(
+    serve: ServeProcess, bystander: socket.socket
+) -> None:
+    # 50 clients each declare a 100 MiB request (the maximum allowed) and send a trickle of it.
+    # The broker may read ahead one bounded step (1 MiB), never the declared size: < 2 MiB each.
+    assert serve.proc is not None
+    pid = serve.proc.pid
+    clients = 50
+    before = _settled_rss(pid)
+    socks = [wire.connect(serve.bootstrap) for _ in range(clients)]
+    try:
+        for sock in socks:
+            sock.sendall(struct.pack(">ihh", 104_857_600, 0, 9))
+        time.sleep(0.2)
+        for sock in socks:  # a second read: now into the buffer sized for this frame
+            sock.sendall(b"\x00" * 1000)
+        grown = _settled_rss(pid) - before
+        assert grown < clients * 2 * 1024 * 1024, f"RSS grew {grown} bytes"
+        # Still waiting for the rest, not closed.
+        assert not wire.is_closed(socks[0], timeout=0.2)
+    finally:
+        for sock in socks:
+            sock.close()
+
+
+def _create_topic(sock: socket.socket, name: str) -> None:
+    request = CreateTopicsRequest(
+        topics=[CreateTopicsRequest.CreatableTopic(name=name, num_partitions=1,
+                                                   replication_factor=1)],
+        timeout_ms=10_000,
+    )
+    response = wire.call(sock, 19, 7, request, correlation_id=100)
+    assert response.topics[0].error_code in (ErrorCode.NONE, ErrorCode.TOPIC_ALREADY_EXISTS)
+
+
+def _long_poll_fetch(topic: str, max_wait_ms: int) -> FetchRequest:
+    return FetchRequest(
+        max_wait_ms=max_wait_ms,
+        min_bytes=1,
+        topics=[FetchRequest.FetchTopic(topic=topic, partitions=[
+            FetchRequest.FetchPartition(partition=0, fetch_offset=0,
+                                        partition_max_bytes=1024 * 1024)
+        ])],
+    )
+
+
+def test_parked_request_keeps_the_answers_behind_it_in_order(serve: ServeProcess) -> None:
+    # The Fetch suspends (nothing to read: it parks for max_wait_ms); the Metadata and
+    # ApiVersions requests behind it finish at once, yet are answered after it.
+    with wire.connect(serve.bootstrap) as sock:
+        _create_topic(sock, "parked")
+        started = time.monotonic()
+        sock.sendall(
+            wire.encode_request(1, 12, _long_poll_fetch("parked", 300), correlation_id=1)
+            + wire.encode_request(3, 12, MetadataRequest(topics=None), correlation_id=2)
+            + wire.encode_request(18, 3, ApiVersionsRequest(
+                client_software_name="order", client_software_version="1"), correlation_id=3)
+        )
+        correlation_id, fetch = wire.recv_response(sock, 1, 12)
+        assert correlation_id == 1 and fetch.error_code == ErrorCode.NONE
+        assert time.monotonic() - started >= 0.25
+        assert wire.recv_response(sock, 3, 12)[0] == 2
+        assert wire.recv_response(sock, 18, 3)[0] == 3
+
+
+def test_disconnect_while_parked_is_quiet(serve: ServeProcess, bystander: socket.socket) -> None:
+    with wire.connect(serve.bootstrap) as sock:
+        _create_topic(sock, "parked")
+        sock.sendall(wire.encode_request(1, 12, _long_poll_fetch("parked", 30_000)))
+        time.sleep(0.2)  # parked by now
+    time.sleep(0.2)
+    assert "Traceback" not in serve.log()

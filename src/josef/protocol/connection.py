@@ -1,18 +1,29 @@
 """The server side of one Kafka connection, sans-IO: bytes in, requests out, responses to bytes.
 
-No sockets, no asyncio, no clock (h11 style). The owner feeds whatever the transport delivered
-to `receive_data`, then calls `next_request` until it returns None, and writes the chunks of
-`encode_response` to the transport in request order (Kafka clients match responses by order
-and correlation id).
+No sockets, no asyncio, no clock (h11 style). The owner gets bytes in either of two ways:
+`receive_data(data)` with whatever the transport delivered, or (zero-copy, for an
+asyncio.BufferedProtocol) `get_buffer()`, a writable view of the receive buffer's free tail that
+the transport reads into, then `buffer_updated(nbytes)`. It then calls `next_request` until it
+returns None, and writes the chunks of `encode_response` to the transport in request order
+(Kafka clients match responses by order and correlation id).
 
 Contract:
 - Framing is Kafka's: an int32 size, then that many bytes of request header + body. A size
   below 0 or above `max_frame_bytes` raises `FrameTooLarge` as soon as the 4 size bytes are
   here, before any of the body is buffered.
 - A small frame is copied out once into its own `bytes`; a frame of 64 KiB or more is not
-  copied at all: the receive buffer grows (as bytes arrive, never ahead of them, so a declared
-  size allocates nothing) and is then handed over whole. Either way the `records` fields of the
-  decoded body are memoryviews over memory that the connection no longer touches.
+  copied at all: it is moved to the front of the receive buffer while incomplete, the buffer
+  grows to exactly its end, and the buffer is then handed over whole (a new one is started for
+  what follows). Either way the `records` fields of the decoded body are memoryviews over
+  memory that the connection no longer touches.
+- Memory: the buffer never grows more than one bounded step ahead of the bytes that arrived,
+  so a declared size alone allocates at most 1 MiB (`receive_data`: nothing). `get_buffer`
+  offers at least 64 KiB of free space between large frames; within a large frame it grows the
+  buffer by min(rest of the frame, 1 MiB) when less than 64 KiB is free, never past the frame's
+  end.
+- The view from `get_buffer` must be dropped before the next `get_buffer` or `receive_data`
+  (asyncio's transports do so); `buffer_updated` and `next_request` never resize the buffer, so
+  the transport may still hold the view while they run.
 - Any violation (bad size, unknown api_key, a version outside the spec or outside what the
   owner advertises, truncated header, body not consuming the frame exactly) raises
   `ProtocolError` or a subclass. The connection is then dead: the owner closes the socket, as
@@ -50,6 +61,12 @@ DEFAULT_MAX_FRAME_BYTES = 104_857_600
 # Frames at least this large are not copied out of the receive buffer: the buffer is handed
 # over whole. Below it a copy is cheaper than regrowing a fresh buffer for every request.
 _HANDOVER_MIN_BYTES = 64 * 1024
+# Free space offered to each read between large frames: Kafka's socket.receive.buffer.bytes
+# (100 KiB) rounded down to a power of two. It is what an idle connection keeps allocated.
+_READ_CHUNK_BYTES = 64 * 1024
+# Most the buffer grows ahead of bytes that have arrived: what a size prefix alone can make a
+# connection allocate (Kafka itself allocates the whole declared size at once).
+_MAX_GROW_BYTES = 1024 * 1024
 
 _INT32 = struct.Struct(">i")
 _INT16_INT16 = struct.Struct(">hh")
@@ -95,7 +112,15 @@ class Request:
 class ServerConnection:
     """Frames and decodes requests from one client; encodes the responses to them."""
 
-    __slots__ = ("_buf", "_failed", "_max_frame_bytes", "_pos", "_supported", "trailing_bytes")
+    __slots__ = (
+        "_buf",
+        "_end",
+        "_failed",
+        "_max_frame_bytes",
+        "_pos",
+        "_supported",
+        "trailing_bytes",
+    )
 
     def __init__(
         self,
@@ -106,26 +131,76 @@ class ServerConnection:
         None means every version the message specifications define."""
         self._max_frame_bytes = max_frame_bytes
         self._supported = supported
+        # _buf[_pos:_end] holds the bytes received and not yet returned as a request;
+        # _buf[_end:] is free space for get_buffer (len(_buf) is the capacity).
         self._buf = bytearray()
-        self._pos = 0  # start of the first unconsumed byte in _buf
+        self._pos = 0
+        self._end = 0
         self._failed = False
         self.trailing_bytes = 0  # bytes seen after request bodies (tolerated, see _decode)
 
     @property
     def buffered_bytes(self) -> int:
         """Bytes received but not yet returned as a request (the owner bounds this)."""
-        return len(self._buf) - self._pos
+        return self._end - self._pos
+
+    @property
+    def capacity_bytes(self) -> int:
+        """Bytes the receive buffer holds allocated (received plus free space)."""
+        return len(self._buf)
 
     def receive_data(self, data: bytes | bytearray | memoryview) -> None:
         """Append bytes from the transport; raises at once if the pending frame's size is bad."""
         if self._failed:
             self._raise_failed()
+        remaining, large = self._pending()
+        if self._pos and ((large and remaining > 0) or self._pos >= self._end - self._pos):
+            # A partial large frame goes to the front so it can be handed over whole; otherwise
+            # compaction is amortized: fewer bytes move than were consumed since the last one.
+            self._compact()
+        # Replaces the free tail: capacity becomes exactly what has arrived.
+        self._buf[self._end :] = data
+        self._end = len(self._buf)
+        self._check_size()
+
+    def get_buffer(self, sizehint: int = -1) -> memoryview:
+        """A writable, non-empty view of free space after the received bytes, for the transport
+        to read into; `buffer_updated` says how much it wrote. `sizehint` is ignored: the
+        amount follows from the pending frame (see the module contract)."""
+        if self._failed:
+            self._raise_failed()
+        remaining, large = self._pending()
         buf = self._buf
-        buf += data
-        if len(buf) - self._pos >= 4:
-            size = _INT32.unpack_from(buf, self._pos)[0]
-            if size < 0 or size > self._max_frame_bytes:
-                self._frame_too_large(size)
+        if large and remaining > 0:
+            # This buffer becomes the frame: move it to the front, and let no read cross its
+            # end so that nothing of the next request has to be copied out at handover.
+            if self._pos:
+                self._compact()
+            frame_end = self._end + remaining
+            if len(buf) - self._end < min(remaining, _READ_CHUNK_BYTES):
+                self._resize(self._end + min(remaining, _MAX_GROW_BYTES))
+            elif len(buf) > frame_end:
+                self._resize(frame_end)
+            return memoryview(self._buf)[self._end : frame_end]
+        if len(buf) - self._end < _READ_CHUNK_BYTES:
+            if self._pos:
+                self._compact()
+            if len(buf) - self._end < _READ_CHUNK_BYTES:
+                self._resize(self._end + _READ_CHUNK_BYTES)
+        elif len(buf) - self._end > _MAX_GROW_BYTES:
+            # Left over from a burst of pipelined requests: give the memory back.
+            self._resize(self._end + _READ_CHUNK_BYTES)
+        return memoryview(self._buf)[self._end :]
+
+    def buffer_updated(self, nbytes: int) -> None:
+        """`nbytes` were written at the start of the view `get_buffer` returned; raises at once
+        if the pending frame's size is bad."""
+        if self._failed:
+            self._raise_failed()
+        end = self._end + nbytes
+        assert nbytes >= 0 and end <= len(self._buf), (nbytes, self._end, len(self._buf))
+        self._end = end
+        self._check_size()
 
     def next_request(self) -> Request | None:
         """The next complete request, or None until more bytes arrive."""
@@ -133,40 +208,69 @@ class ServerConnection:
             self._raise_failed()
         buf = self._buf
         pos = self._pos
-        if len(buf) - pos < 4:
+        received_end = self._end
+        if received_end - pos < 4:
             return None
         size = _INT32.unpack_from(buf, pos)[0]
         if size < 0 or size > self._max_frame_bytes:
             self._frame_too_large(size)
         start = pos + 4
         end = start + size
-        if len(buf) < end:
-            if pos and size >= _HANDOVER_MIN_BYTES:
-                # Move the partial large frame to the front so that, once complete, the buffer
-                # itself can become the frame (below) instead of being copied.
-                del buf[:pos]
-                self._pos = 0
+        if received_end < end:
             return None
         if pos == 0 and size >= _HANDOVER_MIN_BYTES:
             # Hand the receive buffer over as the frame: no copy of a large produce request.
-            # The few bytes of the next requests that came with it start a new buffer.
-            self._buf = bytearray(memoryview(buf)[end:])
-            del buf[end:]
+            # Bytes of the next requests that came with it (only via receive_data) start a new
+            # buffer; the old one is never touched again (and is not resized: the transport
+            # may still hold a view of it).
+            self._buf = bytearray(memoryview(buf)[end:received_end])
             self._pos = 0
-            return self._decode_or_fail(memoryview(buf)[4:])
-        # Small frames: one copy out of the receive buffer; the temporary views die before buf
-        # is resized.
+            self._end = received_end - end
+            return self._decode_or_fail(memoryview(buf)[4:end])
+        # Small frames: one copy out of the receive buffer; the temporary view dies at once.
         frame = memoryview(buf)[start:end].tobytes()
-        if end == len(buf):
-            buf.clear()
-            self._pos = 0
-        elif end > len(buf) >> 1:
-            # Amortized compaction: the bytes moved are fewer than those consumed since the last.
-            del buf[:end]
-            self._pos = 0
+        if end == received_end:
+            self._pos = self._end = 0
         else:
             self._pos = end
         return self._decode_or_fail(frame)
+
+    def _pending(self) -> tuple[int, bool]:
+        """(bytes still missing from the first unconsumed frame, whether it is large); the
+        missing count is <= 0 when that frame is complete, and covers only the size prefix
+        while that is incomplete."""
+        buffered = self._end - self._pos
+        if buffered < 4:
+            return 4 - buffered, False
+        size = _INT32.unpack_from(self._buf, self._pos)[0]
+        if size < 0 or size > self._max_frame_bytes:
+            self._frame_too_large(size)
+        return 4 + size - buffered, size >= _HANDOVER_MIN_BYTES
+
+    def _check_size(self) -> None:
+        if self._end - self._pos >= 4:
+            size = _INT32.unpack_from(self._buf, self._pos)[0]
+            if size < 0 or size > self._max_frame_bytes:
+                self._frame_too_large(size)
+
+    def _compact(self) -> None:
+        """Move the unconsumed bytes to the front of the buffer (capacity unchanged)."""
+        buffered = self._end - self._pos
+        if buffered:
+            view = memoryview(self._buf)
+            view[:buffered] = view[self._pos : self._end]  # memmove: the ranges may overlap
+            view.release()
+        self._pos = 0
+        self._end = buffered
+
+    def _resize(self, capacity: int) -> None:
+        """Set the buffer's capacity (never below the received bytes)."""
+        buf = self._buf
+        if capacity > len(buf):
+            # One pass (copy, then fill) into a new buffer; `buf += bytes(n)` costs two more.
+            self._buf = buf.ljust(capacity, b"\0")
+        elif capacity < len(buf):
+            del buf[capacity:]
 
     def _decode_or_fail(self, frame: bytes | memoryview) -> Request:
         try:

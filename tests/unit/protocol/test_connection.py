@@ -5,6 +5,8 @@ from __future__ import annotations
 import struct
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from josef.protocol._generated.api_versions import ApiVersionsRequest, ApiVersionsResponse
 from josef.protocol._generated.headers import RequestHeader
@@ -373,3 +375,167 @@ def test_large_frame_is_handed_over_not_copied() -> None:
     follow = connection.next_request()
     assert follow is not None and follow.api_key == 12
     assert connection.buffered_bytes == 0
+
+
+# ---- the buffered (zero-copy) receive path: get_buffer / buffer_updated --------------------
+def transport_feed(
+    connection: ServerConnection, data: bytes, read_sizes: list[int] | None = None
+) -> list[Request]:
+    """What an asyncio transport does with a BufferedProtocol: read at most what the view
+    offers (here also at most the next of `read_sizes`), hold the view while announcing it
+    and while the requests are drained (asyncio's selector transport does), then drop it."""
+    out: list[Request] = []
+    pos = 0
+    reads = iter(read_sizes or [])
+    while pos < len(data):
+        view = connection.get_buffer(-1)
+        assert len(view) > 0
+        n = min(len(view), len(data) - pos, next(reads, len(data)))
+        view[:n] = data[pos : pos + n]
+        connection.buffer_updated(n)
+        out.extend(drain(connection))
+        del view
+        pos += n
+    return out
+
+
+def _large_produce_frame(records_bytes: int, correlation_id: int = 7) -> tuple[bytes, bytes]:
+    records = bytes(range(256)) * (records_bytes // 256)
+    payload = RequestHeader(0, 9, correlation_id, "c").encode(2) + _produce_request(
+        records
+    ).encode(9)
+    return frame(payload), records
+
+
+def test_buffered_every_split_point_decodes_the_same() -> None:
+    stream = API_VERSIONS_V3 + HEARTBEAT_V4 + HEARTBEAT_V0
+    expected = [summary(r) for r in feed([stream])]
+    for cut in range(len(stream) + 1):
+        connection = ServerConnection()
+        got = transport_feed(connection, stream, [cut or 1, len(stream)])
+        assert [summary(r) for r in got] == expected
+        assert connection.buffered_bytes == 0
+    connection = ServerConnection()
+    assert [summary(r) for r in transport_feed(connection, stream, [1] * len(stream))] == expected
+
+
+def test_buffered_large_frame_split_at_every_byte_near_its_edges() -> None:
+    large, records = _large_produce_frame(80 * 1024)
+    stream = HEARTBEAT_V0 + large + HEARTBEAT_V4
+    expected = [summary(r)[:4] for r in feed([stream])]
+    assert [r[0] for r in expected] == [12, 0, 12]
+    edges = [len(HEARTBEAT_V0), len(HEARTBEAT_V0) + len(large)]
+    cuts = {c for edge in edges for c in range(max(edge - 40, 1), edge + 40)} | set(range(1, 40))
+    for cut in sorted(cuts):
+        connection = ServerConnection()
+        got = transport_feed(connection, stream, [cut, len(stream)])
+        assert [summary(r)[:4] for r in got] == expected
+        assert bytes(got[1].body.topic_data[0].partition_data[0].records) == records
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    kinds=st.lists(st.sampled_from(["small", "flexible", "large", "huge"]), min_size=1, max_size=6),
+    read_sizes=st.lists(st.integers(min_value=1, max_value=300_000), max_size=40),
+)
+def test_buffered_matches_receive_data_for_any_reads(
+    kinds: list[str], read_sizes: list[int]
+) -> None:
+    frames = {
+        "small": HEARTBEAT_V0,
+        "flexible": HEARTBEAT_V4,
+        "large": _large_produce_frame(70 * 1024)[0],
+        "huge": _large_produce_frame(1300 * 1024)[0],
+    }
+    stream = b"".join(frames[k] for k in kinds)
+    expected = [summary(r)[:4] for r in feed([stream])]
+    connection = ServerConnection()
+    got = transport_feed(connection, stream, read_sizes)
+    assert [summary(r)[:4] for r in got] == expected
+    assert connection.buffered_bytes == 0
+
+
+def test_buffered_large_frame_is_the_buffer_itself_and_no_bigger() -> None:
+    large, records = _large_produce_frame(300 * 1024)
+    connection = ServerConnection()
+    [first, request, follow] = transport_feed(connection, HEARTBEAT_V4 + large + HEARTBEAT_V0)
+    assert (first.api_key, request.api_key, follow.api_key) == (12, 0, 12)
+    got = request.body.topic_data[0].partition_data[0].records
+    assert bytes(got) == records
+    # The frame was read straight into a buffer that ends exactly at the frame's end.
+    assert isinstance(got.obj, bytearray) and len(got.obj) == len(large)
+
+
+@pytest.mark.parametrize("size", [-1, -(2**31), 1001, 2**31 - 1])
+@pytest.mark.parametrize("split", [1, 2, 3, 4])
+def test_buffered_bad_size_raises_when_its_bytes_arrive(size: int, split: int) -> None:
+    connection = ServerConnection(max_frame_bytes=1000)
+    prefix = struct.pack(">i", size)
+    view = connection.get_buffer(-1)
+    view[:split] = prefix[:split]
+    if split < 4:
+        connection.buffer_updated(split)
+        assert connection.next_request() is None
+        del view  # the transport drops its view before asking for the next
+        view = connection.get_buffer(-1)
+        view[: 4 - split] = prefix[split:]
+        split = 4 - split
+    with pytest.raises(FrameTooLarge):
+        connection.buffer_updated(split)
+    with pytest.raises(ProtocolError):  # the connection stays failed
+        connection.get_buffer(-1)
+    with pytest.raises(ProtocolError):
+        connection.next_request()
+
+
+def test_declared_size_alone_allocates_one_bounded_step() -> None:
+    # A hostile prefix: 100 MiB declared (the maximum allowed), a few bytes sent.
+    connection = ServerConnection()
+    transport_feed(connection, struct.pack(">i", DEFAULT_MAX_FRAME_BYTES) + b"\x00" * 8)
+    for _ in range(3):  # asking again allocates nothing more
+        view = connection.get_buffer(-1)
+        assert 0 < len(view) <= 1024 * 1024
+        del view
+    assert connection.capacity_bytes <= 1024 * 1024 + 64 * 1024
+
+
+def test_buffer_never_grows_more_than_a_step_ahead_of_arrived_bytes() -> None:
+    connection = ServerConnection()
+    data = struct.pack(">i", DEFAULT_MAX_FRAME_BYTES) + b"\x00" * (5 * 1024 * 1024)
+    pos = 0
+    while pos < len(data):
+        view = connection.get_buffer(-1)
+        n = min(len(view), 100_000, len(data) - pos)  # the peer trickles
+        view[:n] = data[pos : pos + n]
+        del view
+        connection.buffer_updated(n)
+        pos += n
+        assert connection.capacity_bytes <= connection.buffered_bytes + 1024 * 1024 + 64 * 1024
+    assert connection.next_request() is None
+
+
+def test_buffer_is_given_back_after_a_burst_of_small_requests() -> None:
+    connection = ServerConnection()
+    burst = HEARTBEAT_V4 * (1200 * 1024 // len(HEARTBEAT_V4))  # more than 1 MiB
+    # The owner stops taking requests (in-flight limit) while the burst arrives.
+    pos = 0
+    while pos < len(burst):
+        view = connection.get_buffer(-1)
+        n = min(len(view), len(burst) - pos)
+        view[:n] = burst[pos : pos + n]
+        del view
+        connection.buffer_updated(n)
+        pos += n
+    assert connection.capacity_bytes >= len(burst)
+    assert len(drain(connection)) == len(burst) // len(HEARTBEAT_V4)
+    view = connection.get_buffer(-1)
+    assert len(view) >= 64 * 1024
+    del view
+    assert connection.capacity_bytes <= 64 * 1024
+
+
+def test_small_requests_reuse_the_buffer() -> None:
+    connection = ServerConnection()
+    for _ in range(200):
+        assert len(transport_feed(connection, HEARTBEAT_V4 + HEARTBEAT_V0)) == 2
+    assert connection.capacity_bytes == 64 * 1024

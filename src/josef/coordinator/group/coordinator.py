@@ -58,10 +58,16 @@ from __future__ import annotations
 
 import heapq
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Generic, NamedTuple, TypeVar
 
+from josef.coordinator.group.consumer_group import (
+    CONSUMER_GROUP_TYPE,
+    ConsumerGroupConfig,
+    ConsumerGroups,
+    TopicMetadata,
+)
 from josef.coordinator.group.group import (
     CONSUMER_PROTOCOL_TYPE,
     CommittedOffset,
@@ -81,6 +87,14 @@ from josef.coordinator.group.records import (
     offset_commit_key,
 )
 from josef.coordinator.group.state import GroupState, parse_state
+from josef.protocol._generated.consumer_group_describe import (
+    ConsumerGroupDescribeRequest,
+    ConsumerGroupDescribeResponse,
+)
+from josef.protocol._generated.consumer_group_heartbeat import (
+    ConsumerGroupHeartbeatRequest,
+    ConsumerGroupHeartbeatResponse,
+)
 from josef.protocol._generated.delete_groups import DeleteGroupsRequest, DeleteGroupsResponse
 from josef.protocol._generated.describe_groups import (
     DescribeGroupsRequest,
@@ -128,6 +142,7 @@ class GroupConfig:
     max_member_metadata_bytes: int = 1 << 20  # protocol metadata / assignment per member: 1 MiB
     max_protocols_per_member: int = 64  # clients offer a handful of assignors
     max_groups: int = 100_000  # groups per __consumer_offsets partition
+    consumer: ConsumerGroupConfig = field(default_factory=ConsumerGroupConfig)  # KIP-848 groups
 
 
 class Completion(NamedTuple):
@@ -169,6 +184,11 @@ class GroupCoordinator:
         self._next_ticket = 0
         self._records: list[GroupRecord] = []
         self._completions: list[Completion] = []
+        # KIP-848 groups share the group-id namespace; their committed offsets live in
+        # `_groups` like every group's (an offsets-only Group with protocol_type None).
+        self.consumer_groups = ConsumerGroups(
+            self.config.consumer, max_groups=self.config.max_groups
+        )
 
     # ------------------------------------------------------------------ inspection
 
@@ -184,7 +204,8 @@ class GroupCoordinator:
         """Apply one `__consumer_offsets` record (value None: tombstone) while loading."""
         decoded = decode_key(key)
         if decoded is None:
-            return  # a KIP-848 record: not the classic coordinator's
+            self.consumer_groups.replay(key, value)  # a KIP-848 record (key versions 3-8)
+            return
         if isinstance(decoded, GroupMetadataKey):
             if value is None:
                 self._groups.pop(decoded.group, None)
@@ -213,6 +234,7 @@ class GroupCoordinator:
             for member in group.members.values():
                 member.heartbeat_deadline_ms = now_ms + member.session_timeout_ms
             self._schedule(group)
+        self.consumer_groups.finish_loading(now_ms)
         self._next_retention_check_ms = now_ms + self.config.offsets_retention_check_interval_ms
 
     def _load_group(self, group_id: str, v: GroupMetadataValue) -> None:
@@ -251,6 +273,9 @@ class GroupCoordinator:
     def next_deadline_ms(self) -> int | None:
         """When `expire` must next run; None when nothing is scheduled."""
         candidates = [self._timers[0][0]] if self._timers else []
+        consumer_deadline = self.consumer_groups.next_deadline_ms()
+        if consumer_deadline is not None:
+            candidates.append(consumer_deadline)
         if self._next_retention_check_ms is not None:
             candidates.append(self._next_retention_check_ms)
         return min(candidates, default=None)
@@ -272,6 +297,7 @@ class GroupCoordinator:
         if self._next_retention_check_ms is not None and now_ms >= self._next_retention_check_ms:
             self._expire_offsets(now_ms)
             self._next_retention_check_ms = now_ms + self.config.offsets_retention_check_interval_ms
+        self._records.extend(self.consumer_groups.expire(now_ms))
         return self._result(None)
 
     def _fire(self, group: Group, now_ms: int) -> None:
@@ -574,6 +600,9 @@ class GroupCoordinator:
         cfg = self.config
         if not request.group_id:
             return self._result(_join_error(E.INVALID_GROUP_ID, request.member_id))
+        if request.group_id in self.consumer_groups:
+            # No KIP-848 online migration: a classic member cannot join a consumer group.
+            return self._result(_join_error(E.INCONSISTENT_GROUP_PROTOCOL, request.member_id))
         if not (
             cfg.group_min_session_timeout_ms
             <= request.session_timeout_ms
@@ -878,7 +907,14 @@ class GroupCoordinator:
         generation = request.generation_id_or_member_epoch
         group = self._groups.get(request.group_id)
         error: ErrorCode | None = None
-        if group is None:
+        consumer = self.consumer_groups.get(request.group_id)
+        if consumer is not None:
+            error = self.consumer_groups.validate_offset_commit(
+                consumer, request.member_id, generation, api_version
+            )
+            if error is None and group is None:
+                group = self._new_group(request.group_id)  # holds the consumer group's offsets
+        elif group is None:
             if generation >= 0:
                 error = E.ILLEGAL_GENERATION
             elif len(self._groups) >= self.config.max_groups:
@@ -973,6 +1009,12 @@ class GroupCoordinator:
                     if g.topics is None
                     else [(t.name, t.partition_indexes) for t in g.topics]
                 )
+                code = self.consumer_groups.validate_offset_fetch(
+                    g.group_id, g.member_id, g.member_epoch
+                )
+                if code is not None:
+                    groups.append(R_.OffsetFetchResponseGroup(group_id=g.group_id, error_code=code))
+                    continue
                 fetched = self._fetch_offsets(g.group_id, wanted)
                 groups.append(
                     R_.OffsetFetchResponseGroup(
@@ -1078,6 +1120,9 @@ class GroupCoordinator:
         """
         retention = self.config.offsets_retention_ms
         for group in list(self._groups.values()):
+            consumer = self.consumer_groups.get(group.group_id)
+            if consumer is not None and consumer.members:
+                continue  # a KIP-848 group with members keeps its offsets
             if group.state is S.EMPTY and group.protocol_type is not None:
                 subscribed: set[str] = set()
                 base_from_state = True
@@ -1181,7 +1226,26 @@ class GroupCoordinator:
                 group_type=CLASSIC_GROUP_TYPE,
             )
             for g in self._groups.values()
-            if types_ok and (states is None or g.state in states)
+            if types_ok
+            and (states is None or g.state in states)
+            and g.group_id not in self.consumer_groups  # offsets holder of a KIP-848 group
+        ]
+        wanted_states = (
+            {n.lower() for n in request.states_filter}
+            if api_version >= 4 and request.states_filter else None
+        )
+        consumer_ok = not (api_version >= 5 and request.types_filter) or any(
+            t.lower() == CONSUMER_GROUP_TYPE for t in request.types_filter
+        )
+        listed += [
+            ListGroupsResponse.ListedGroup(
+                group_id=cg.group_id,
+                protocol_type=CONSUMER_PROTOCOL_TYPE,
+                group_state=cg.state.value,
+                group_type=CONSUMER_GROUP_TYPE,
+            )
+            for cg in self.consumer_groups.groups()
+            if consumer_ok and (wanted_states is None or cg.state.value.lower() in wanted_states)
         ]
         return self._result(ListGroupsResponse(error_code=E.NONE, groups=listed))
 
@@ -1192,7 +1256,16 @@ class GroupCoordinator:
         results = []
         for group_id in request.groups_names:
             group = self._groups.get(group_id)
-            if group is None:
+            consumer = self.consumer_groups.get(group_id)
+            if consumer is not None:
+                if consumer.members:
+                    code = E.NON_EMPTY_GROUP
+                else:
+                    if group is not None:
+                        self._delete_group(group, now_ms)
+                    self._records.extend(self.consumer_groups.delete(consumer))
+                    code = E.NONE
+            elif group is None:
                 code = E.GROUP_ID_NOT_FOUND
             elif group.state is not S.EMPTY:
                 code = E.NON_EMPTY_GROUP
@@ -1201,6 +1274,57 @@ class GroupCoordinator:
                 code = E.NONE
             results.append(DeleteGroupsResponse.DeletableGroupResult(group_id, code))
         return self._result(DeleteGroupsResponse(results=results))
+
+    # ------------------------------------------------------------------ KIP-848
+
+    def handle_consumer_group_heartbeat(
+        self,
+        request: ConsumerGroupHeartbeatRequest,
+        api_version: int,
+        client_id: str,
+        client_host: str,
+        topics: Mapping[str, TopicMetadata],
+        now_ms: int,
+    ) -> Result[ConsumerGroupHeartbeatResponse]:
+        """KIP-848 heartbeat; `topics` is the broker's topic metadata snapshot by name."""
+        self._begin(now_ms)
+        group_id = request.group_id
+        classic = self._groups.get(group_id)
+        if classic is not None and classic.protocol_type is not None and (
+            group_id not in self.consumer_groups
+        ):
+            if classic.members or classic.pending_members or classic.state is not S.EMPTY:
+                return self._result(ConsumerGroupHeartbeatResponse(
+                    error_code=E.GROUP_ID_NOT_FOUND,
+                    error_message=f"Group {group_id} is not a consumer group.",
+                ))
+            # An empty classic group becomes a consumer group keeping its offsets: persist it
+            # as an offsets-only group (what a replay of an empty protocol type loads).
+            classic.protocol_type = None
+            classic.protocol_name = None
+            classic.leader_id = None
+            classic.generation_id = 0
+            self._store_group(classic)
+        response, records = self.consumer_groups.heartbeat(
+            request, api_version, client_id, client_host, topics, now_ms
+        )
+        self._records.extend(records)
+        return self._result(response, group=classic)
+
+    def handle_consumer_group_describe(
+        self, request: ConsumerGroupDescribeRequest, api_version: int, now_ms: int
+    ) -> Result[ConsumerGroupDescribeResponse]:
+        self._begin(now_ms)
+        operations = (
+            GROUP_OPERATIONS if request.include_authorized_operations
+            else OPERATIONS_NOT_REQUESTED
+        )
+
+        def is_classic(group_id: str) -> bool:
+            group = self._groups.get(group_id)
+            return group is not None and group.protocol_type is not None
+
+        return self._result(self.consumer_groups.describe(request, operations, is_classic))
 
 
 def _join_error(error: ErrorCode, member_id: str) -> JoinGroupResponse:

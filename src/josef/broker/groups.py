@@ -44,8 +44,10 @@ import time
 from collections.abc import Callable, Coroutine, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from josef.broker.topics import LEADER_EPOCH, TopicError, TopicPartition
+from josef.broker.topics import LEADER_EPOCH, TopicError
+from josef.cluster.config import BROKER_CONFIGS
 from josef.coordinator.group import GroupConfig, GroupCoordinator, GroupRecord, Result
+from josef.coordinator.group.consumer_group import ConsumerGroupConfig
 from josef.coordinator.group.records import partition_for
 from josef.protocol.errors import ErrorCode
 from josef.protocol.exceptions import ProtocolError
@@ -53,7 +55,7 @@ from josef.records.batch import iter_batches
 from josef.records.builder import BatchBuilder
 from josef.records.errors import RecordsError
 from josef.records.records import iter_records
-from josef.storage.api import LONG_MAX, PartitionLog
+from josef.storage.api import LONG_MAX, PartitionLog, TopicPartition
 from josef.storage.errors import StorageError
 
 if TYPE_CHECKING:
@@ -117,7 +119,30 @@ def group_config(broker: Broker) -> GroupConfig:
         group_max_size=config.group_max_size,
         group_initial_rebalance_delay_ms=config.group_initial_rebalance_delay_ms,
         offsets_retention_ms=config.offsets_retention_minutes * 60_000,
+        consumer=_consumer_group_config(broker),
     )
+
+
+# KIP-848 settings read from the broker config once it defines them (Kafka's names).
+_CONSUMER_GROUP_SETTINGS = {
+    "group.consumer.session.timeout.ms": "session_timeout_ms",
+    "group.consumer.heartbeat.interval.ms": "heartbeat_interval_ms",
+    "group.consumer.max.size": "max_size",
+}
+
+
+def _consumer_group_config(broker: Broker) -> ConsumerGroupConfig:
+    config = broker.config
+    settings: dict[str, Any] = {
+        attr: config.get(name)
+        for name, attr in _CONSUMER_GROUP_SETTINGS.items()
+        if name in BROKER_CONFIGS and config.get(name) is not None
+    }
+    if "group.consumer.assignors" in BROKER_CONFIGS:
+        assignors = config.get("group.consumer.assignors")
+        if isinstance(assignors, list | tuple) and assignors:
+            settings["assignors"] = tuple(str(a) for a in assignors)
+    return ConsumerGroupConfig(**settings)
 
 
 class Shard:
@@ -180,6 +205,20 @@ class GroupCoordinatorRuntime:
                 shard.transition_to(ShardState.CLOSED)
         for task in list(self._tasks):
             task.cancel()
+
+    def resign(self) -> None:
+        """`__consumer_offsets` was deleted (DeleteTopics): every shard resigns, as Kafka's
+        coordinator does when the topic leaves the metadata. Timers stop, parked requests get
+        NOT_COORDINATOR (clients look for the coordinator again), calls in flight fail on the
+        closed logs the same way, and the groups are gone with the records they lived in; the
+        next group request creates the topic again."""
+        shards, self._shards = self._shards, []
+        for shard in shards:
+            shard.cancel_timer()
+            shard.fail_waiters(ErrorCode.NOT_COORDINATOR)
+            if shard.state is not ShardState.CLOSED:
+                shard.transition_to(ShardState.CLOSED)
+            shard.coordinator = None
 
     @property
     def shards(self) -> list[Shard]:

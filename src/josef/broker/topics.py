@@ -24,7 +24,6 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NamedTuple
 
 from josef.protocol.errors import ErrorCode
 from josef.storage.api import LogConfig, PartitionLog, PartitionLogs
@@ -39,11 +38,6 @@ MAX_TOPIC_NAME_LENGTH = 249  # Kafka's Topic.MAX_NAME_LENGTH
 MAX_PARTITIONS_PER_TOPIC = 10_000
 _LEGAL_NAME = re.compile(r"[a-zA-Z0-9._-]+")
 LEADER_EPOCH = 0
-
-
-class TopicPartition(NamedTuple):
-    topic: str
-    partition: int
 
 
 class TopicError(Exception):
@@ -179,6 +173,9 @@ class Topics:
             plog = self._logs.get(info.name, partition)
             if plog is None:
                 plog = self._logs.create(info.name, partition, info.log_config, info.topic_id.bytes)
+            # Kafka's Partition.makeLeader: the leader's epoch starts at its log end offset
+            # (a no-op when the cache already ends with LEADER_EPOCH).
+            plog.leader_epoch_cache.assign(LEADER_EPOCH, plog.log_end_offset)
             info.logs.append(plog)
 
     def _add(self, info: TopicInfo) -> None:

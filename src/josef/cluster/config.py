@@ -284,9 +284,9 @@ CLEANUP_POLICIES = OneOf(("compact", "delete"))
 COMPRESSION_TYPES = OneOf(("uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"))
 TIMESTAMP_TYPES = OneOf(("CreateTime", "LogAppendTime"))
 SINGLE_NODE = "single node: the ISR is always this broker alone"
-NO_GROUPS = "the group coordinator is not built yet"
 NO_TXN = "transactions are not built yet"
-NOT_WIRED = "not wired into the server yet"
+NO_DELETE_DELAY = ("segment files are deleted at once, without Kafka's .deleted rename and "
+                   "delay")
 NO_RECOMPRESSION = "batches are stored as the producer compressed them; no broker recompression"
 SINGLE_NODE_RF = JosefDefault("3", "a single node cannot host 3 replicas; Kafka's default would "
                               "make the internal topic impossible to create")
@@ -332,16 +332,14 @@ BROKER_CONFIGS: dict[str, ConfigDef] = _table(
         AT_LEAST_0),
     ConfigDef(
         "max.connections.per.ip", _INT, _INT_MAX,
-        "Connections one client IP address may hold at once.", _M, AT_LEAST_0, honoured=False,
-        note=NOT_WIRED),
+        "Connections one client IP address may hold at once.", _M, AT_LEAST_0),
     ConfigDef(
         "connections.max.idle.ms", _LONG, "600000",
-        "A connection with no traffic for this long (10 minutes) is closed.", _M,
-        honoured=False, note=NOT_WIRED),
+        "A connection with no traffic for this long (10 minutes) is closed.", _M),
     ConfigDef(
         "fetch.max.bytes", _INT, "57671680",
         "Upper bound on the bytes one Fetch response returns, whatever the request asks "
-        "(55 MiB).", _M, AT_LEAST_0, honoured=False, note=NOT_WIRED),
+        "(55 MiB).", _M, AT_LEAST_0),
     # --- topics ----------------------------------------------------------------------------
     ConfigDef(
         "num.partitions", _INT, "1",
@@ -356,8 +354,7 @@ BROKER_CONFIGS: dict[str, ConfigDef] = _table(
         "Create a topic when a Metadata request names an unknown one and allows creation.", _H),
     ConfigDef(
         "delete.topic.enable", _BOOL, "true",
-        "Allow DeleteTopics; when false it answers TOPIC_DELETION_DISABLED.", _H,
-        honoured=False, note="DeleteTopics is not built yet"),
+        "Allow DeleteTopics; when false it answers TOPIC_DELETION_DISABLED.", _H),
     # --- log storage -----------------------------------------------------------------------
     ConfigDef(
         "log.dir", _STR, "./data",
@@ -413,10 +410,24 @@ BROKER_CONFIGS: dict[str, ConfigDef] = _table(
         "How often logs are checked for segments to delete by retention (5 minutes).", _M,
         AT_LEAST_1),
     ConfigDef(
+        "log.flush.offset.checkpoint.interval.ms", _INT, "60000",
+        "How often the recovery-point, log-start-offset and high-watermark checkpoint files "
+        "are rewritten (1 minute); a shorter interval shortens recovery after a crash.", _H,
+        AT_LEAST_0,
+        note="0 is taken as every maintenance tick (1 s); Kafka's separate "
+        "log.flush.start.offset.checkpoint.interval.ms is covered by it"),
+    ConfigDef(
+        "log.cleaner.enable", _BOOL, "true",
+        "Run the log cleaner, which compacts topics whose cleanup.policy includes compact "
+        "(__consumer_offsets among them).", _M),
+    ConfigDef(
+        "log.cleaner.backoff.ms", _LONG, "15000",
+        "How long the cleaner sleeps when no log needs cleaning (15 s).", _M, AT_LEAST_0),
+    ConfigDef(
         "log.segment.delete.delay.ms", _LONG, "60000",
         "How long a deleted segment's files stay on disk (renamed .deleted) before removal, "
         "so in-progress reads finish. Default for file.delete.delay.ms.", _H, AT_LEAST_0,
-        dynamic=True),
+        dynamic=True, honoured=False, note=NO_DELETE_DELAY),
     ConfigDef(
         "log.index.interval.bytes", _INT, "4096",
         "Bytes of log between two offset-index entries; default for index.interval.bytes.", _M,
@@ -500,38 +511,40 @@ BROKER_CONFIGS: dict[str, ConfigDef] = _table(
     ConfigDef(
         "offsets.topic.num.partitions", _INT, "50",
         "Partitions of __consumer_offsets; do not change it after the topic exists.", _H,
-        AT_LEAST_1, honoured=False, note=NO_GROUPS),
+        AT_LEAST_1),
     ConfigDef(
         "offsets.topic.replication.factor", _SHORT, "1",
         "Replication factor of __consumer_offsets.", _H, AT_LEAST_1, honoured=False,
-        note=NO_GROUPS, josef_default=SINGLE_NODE_RF),
+        note=SINGLE_NODE, josef_default=SINGLE_NODE_RF),
     ConfigDef(
         "offsets.retention.minutes", _INT, "10080",
-        "How long committed offsets of an empty group are kept (7 days).", _H, AT_LEAST_1,
-        honoured=False, note=NO_GROUPS),
+        "How long committed offsets of an empty group are kept (7 days).", _H, AT_LEAST_1),
     ConfigDef(
         "group.min.session.timeout.ms", _INT, "6000",
-        "Smallest session timeout a consumer may ask for.", _M, honoured=False, note=NO_GROUPS),
+        "Smallest session timeout a consumer may ask for.", _M),
     ConfigDef(
         "group.max.session.timeout.ms", _INT, "1800000",
-        "Largest session timeout a consumer may ask for (30 minutes).", _M, honoured=False,
-        note=NO_GROUPS),
+        "Largest session timeout a consumer may ask for (30 minutes).", _M),
     ConfigDef(
         "group.max.size", _INT, _INT_MAX,
-        "Largest number of members in one consumer group.", _M, AT_LEAST_1, honoured=False,
-        note=NO_GROUPS),
+        "Largest number of members in one consumer group.", _M, AT_LEAST_1),
     ConfigDef(
         "group.initial.rebalance.delay.ms", _INT, "3000",
-        "How long the first rebalance of a new group waits for more members to join.", _M,
-        honoured=False, note=NO_GROUPS),
+        "How long the first rebalance of a new group waits for more members to join.", _M),
     ConfigDef(
         "producer.id.expiration.ms", _INT, "86400000",
         "How long the broker keeps an idle idempotent producer's state (1 day).", _L,
-        AT_LEAST_1, honoured=False, note=NOT_WIRED),
+        AT_LEAST_1, honoured=False,
+        note="producer states expire after Kafka's 1-day default; another value is not "
+        "passed to the logs yet"),
+    ConfigDef(
+        "producer.id.expiration.check.interval.ms", _INT, "600000",
+        "How often producer states older than producer.id.expiration.ms are removed "
+        "(10 minutes).", _L, AT_LEAST_1),
     ConfigDef(
         "transaction.max.timeout.ms", _INT, "900000",
         "Largest transaction timeout a producer may ask for (15 minutes).", _H, AT_LEAST_1,
-        honoured=False, note=NO_TXN),
+        honoured=False, note="InitProducerId checks it; " + NO_TXN),
     ConfigDef(
         "transaction.state.log.num.partitions", _INT, "50",
         "Partitions of __transaction_state.", _H, AT_LEAST_1, honoured=False, note=NO_TXN),
@@ -573,7 +586,7 @@ TOPIC_CONFIGS: dict[str, ConfigDef] = _table(
     ConfigDef(
         "file.delete.delay.ms", _LONG, "60000",
         "How long a deleted segment's files stay on disk before removal.", _M, AT_LEAST_0,
-        _synonyms("log.segment.delete.delay.ms")),
+        _synonyms("log.segment.delete.delay.ms"), honoured=False, note=NO_DELETE_DELAY),
     ConfigDef(
         "flush.messages", _LONG, _LONG_MAX,
         "fsync after this many records; 1 means fsync before every acknowledgement.", _M,
@@ -926,6 +939,18 @@ class BrokerConfig:
         return self._int("log.retention.check.interval.ms")
 
     @property
+    def log_flush_offset_checkpoint_interval_ms(self) -> int:
+        return self._int("log.flush.offset.checkpoint.interval.ms")
+
+    @property
+    def log_cleaner_enable(self) -> bool:
+        return self._bool("log.cleaner.enable")
+
+    @property
+    def log_cleaner_backoff_ms(self) -> int:
+        return self._int("log.cleaner.backoff.ms")
+
+    @property
     def offsets_topic_num_partitions(self) -> int:
         return self._int("offsets.topic.num.partitions")
 
@@ -956,6 +981,10 @@ class BrokerConfig:
     @property
     def producer_id_expiration_ms(self) -> int:
         return self._int("producer.id.expiration.ms")
+
+    @property
+    def producer_id_expiration_check_interval_ms(self) -> int:
+        return self._int("producer.id.expiration.check.interval.ms")
 
     @property
     def transaction_max_timeout_ms(self) -> int:

@@ -32,6 +32,8 @@ from josef.broker.handlers import (
     k44_incremental_alter_configs,
     k47_offset_delete,
     k60_describe_cluster,
+    k68_consumer_group_heartbeat,
+    k69_consumer_group_describe,
     k75_describe_topic_partitions,
 )
 from josef.broker.registry import HandlerRegistry
@@ -64,6 +66,8 @@ HANDLERS = (
     k44_incremental_alter_configs,
     k47_offset_delete,
     k60_describe_cluster,
+    k68_consumer_group_heartbeat,
+    k69_consumer_group_describe,
     k75_describe_topic_partitions,
 )
 

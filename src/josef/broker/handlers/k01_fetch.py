@@ -28,10 +28,11 @@ Fetches from replicas (replica_id >= 0) are served like consumer fetches (no rep
 from __future__ import annotations
 
 from josef.broker.broker import Broker
-from josef.broker.topics import LEADER_EPOCH, TopicInfo, TopicPartition
+from josef.broker.topics import LEADER_EPOCH, TopicInfo
 from josef.protocol._generated.fetch import FetchRequest, FetchResponse
 from josef.protocol.connection import Request
 from josef.protocol.errors import ErrorCode
+from josef.storage.api import TopicPartition
 from josef.storage.errors import StorageError
 
 API_KEY = 1

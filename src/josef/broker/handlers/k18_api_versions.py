@@ -3,7 +3,11 @@
 Versions served: 0-4.
 Kafka semantics followed:
 - The list is exactly the broker's handler registry: an API is advertised only if a handler
-  for it is registered, with the range that handler implements.
+  for it is registered, with the range that handler implements. One exception, Kafka 4.0's
+  (KAFKA-18659): Produce is advertised from v0 although only v3+ is served (older requests
+  are still refused), because older librdkafka (e.g. 2.0.2, bundled by kcat 1.7.1; fixed by
+  librdkafka issue 4956) enables gzip/snappy/lz4 only when Produce v0-v2 is listed and
+  otherwise silently sends batches uncompressed.
 - KIP-511: a request of a version we do not know is answered with a v0 response carrying
   UNSUPPORTED_VERSION and ApiVersions' own supported range, so the client retries with a
   version both sides know (`josef.protocol.connection.api_versions_fallback`).
@@ -26,6 +30,9 @@ API_KEY = 18
 MIN_VERSION = 0
 MAX_VERSION = 4
 
+# KAFKA-18659: the minimum advertised for these API keys, whatever their handler serves.
+ADVERTISED_MIN_VERSION = {0: 0}
+
 _SOFTWARE_NAME = re.compile(r"[a-zA-Z0-9](?:[a-zA-Z0-9\-.]*[a-zA-Z0-9])?")
 
 
@@ -43,7 +50,9 @@ async def handle(broker: Broker, request: Request) -> ApiVersionsResponse:
         error_code=ErrorCode.NONE,
         api_keys=[
             ApiVersionsResponse.ApiVersion(
-                api_key=spec.api_key, min_version=spec.min_version, max_version=spec.max_version
+                api_key=spec.api_key,
+                min_version=ADVERTISED_MIN_VERSION.get(spec.api_key, spec.min_version),
+                max_version=spec.max_version,
             )
             for spec in broker.registry
         ],

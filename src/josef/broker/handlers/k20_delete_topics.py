@@ -8,11 +8,15 @@ Kafka semantics followed (KRaft controller), per topic, each a value in the resp
   id named twice is INVALID_REQUEST ("Duplicate topic name." / "Duplicate topic id.") for each
   occurrence, as is a name repeated in v1-v5.
 - Unknown name: UNKNOWN_TOPIC_OR_PARTITION; unknown id: UNKNOWN_TOPIC_ID (name null).
-- Internal topics are deleted like any other: Kafka's broker does not protect them (only its
-  command-line tools refuse).
-- The topic leaves the persisted topic table first, then each partition log is closed, its
-  directory renamed to `<topic>-<partition>.<uuid>-delete` and removed (a crash in between
-  leaves a `-delete` dir, removed at the next start; Kafka does the same).
+- Internal topics are deleted like any other: Kafka 3.9's controller (ControllerApis
+  .deleteTopics) does not protect them (only its command-line tools refuse). Deleting
+  `__consumer_offsets` makes the group coordinator resign every shard (parked and later
+  requests get NOT_COORDINATOR until the next group request creates the topic again); the
+  groups and their committed offsets are gone, as in Kafka.
+- `Broker.delete_topic` waits for a log-cleaner round in progress, then the topic leaves the
+  persisted topic table, then each partition log is closed, its directory renamed to
+  `<topic>-<partition>.<uuid>-delete` and removed (a crash in between leaves a `-delete` dir,
+  removed at the next start; Kafka does the same).
 - v5+ results carry an error message; v6 results carry the topic id (and the name, also when
   the topic was named by id).
 Deviations: the partition directories are removed before the response is sent, on the event
@@ -81,19 +85,20 @@ async def handle(broker: Broker, request: Request) -> DeleteTopicsResponse:
                 results.append(_result(None, topic_id, ErrorCode.UNKNOWN_TOPIC_ID,
                                        "This server does not host this topic ID."))
             else:
-                results.append(_delete(broker, info))
+                results.append(await _delete(broker, info))
         else:
             info = broker.topics.get(name)
             if info is None:
                 results.append(_result(name, topic_id, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
                                        "This server does not host this topic-partition."))
             else:
-                results.append(_delete(broker, info))
+                results.append(await _delete(broker, info))
     return DeleteTopicsResponse(throttle_time_ms=0, responses=results)
 
 
-def _delete(broker: Broker, info: TopicInfo) -> Result:
-    broker.topics.delete(info.name)
-    for partition in range(info.num_partitions):
-        broker.logs.delete(info.name, partition)
+async def _delete(broker: Broker, info: TopicInfo) -> Result:
+    if not await broker.delete_topic(info):
+        # Deleted by a concurrent request while this one waited for the log cleaner.
+        return _result(info.name, info.topic_id, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
+                       "This server does not host this topic-partition.")
     return _result(info.name, info.topic_id, ErrorCode.NONE)

@@ -11,8 +11,9 @@ from josef.coordinator.group.coordinator import (
     Result,
 )
 from josef.coordinator.group.group import CommittedOffset, Group, Member
-from josef.coordinator.group.records import GroupRecord, TopicPartition, partition_for
+from josef.coordinator.group.records import GroupRecord, partition_for
 from josef.coordinator.group.state import GroupState, IllegalStateTransition
+from josef.storage.api import TopicPartition
 
 __all__ = [
     "CommittedOffset",

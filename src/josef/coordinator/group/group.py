@@ -12,12 +12,12 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, field
 
-from josef.coordinator.group.records import TopicPartition
 from josef.coordinator.group.state import GroupState, check_transition
 from josef.protocol._generated.consumer_protocol_subscription import (
     ConsumerProtocolSubscription,
 )
 from josef.protocol.exceptions import ProtocolError
+from josef.storage.api import TopicPartition
 
 CONSUMER_PROTOCOL_TYPE = "consumer"  # Kafka's ConsumerProtocol.PROTOCOL_TYPE
 

@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
-from typing import NamedTuple
 
 from josef.protocol._generated.internal.group_metadata_key import GroupMetadataKey
 from josef.protocol._generated.internal.group_metadata_value import GroupMetadataValue
 from josef.protocol._generated.internal.offset_commit_key import OffsetCommitKey
 from josef.protocol._generated.internal.offset_commit_value import OffsetCommitValue
 from josef.protocol.exceptions import ProtocolError
+from josef.storage.api import TopicPartition
 
 OFFSET_COMMIT_KEY_VERSION = 1
 GROUP_METADATA_KEY_VERSION = 2
@@ -33,11 +33,6 @@ OFFSET_COMMIT_VALUE_VERSION = 3
 OFFSET_COMMIT_VALUE_VERSION_WITH_EXPIRE = 1
 
 _VERSION = struct.Struct(">h")
-
-
-class TopicPartition(NamedTuple):
-    topic: str
-    partition: int
 
 
 @dataclass(frozen=True, slots=True)

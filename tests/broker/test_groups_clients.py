@@ -254,39 +254,142 @@ def test_static_member_restart_without_rebalance(broker: ServeProcess) -> None:
         static.close()
 
 
-def test_kafka_python_members_split_partitions(broker: ServeProcess) -> None:
-    from kafka import KafkaConsumer
+def describe_group(bootstrap: str, group: str) -> tuple[str, list[set[int]]]:
+    """(state, each member's partitions) from DescribeGroups, the assignment decoded by
+    librdkafka's admin client from the consumer protocol bytes."""
+    from confluent_kafka.admin import AdminClient
 
-    topic = _topic(broker.bootstrap, messages=30)
-    group = _name("g")
-    consumers = [
-        KafkaConsumer(
-            bootstrap_servers=broker.bootstrap, group_id=group,
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    description = admin.describe_consumer_groups([group])[group].result(TIMEOUT_S)
+    owned = [
+        {tp.partition for tp in member.assignment.topic_partitions}
+        for member in description.members
+    ]
+    return description.state.name, owned
+
+
+class _KafkaPythonMember(threading.Thread):
+    """One kafka-python consumer on its own thread, polling continuously (kafka-python rejoins
+    only from inside poll(), so a consumer that is not polled stalls every rebalance). The
+    partitions it owns are tracked through its rebalance callbacks; `owners` is shared by all
+    members and any partition assigned while another member still owns it is recorded in
+    `doubled`."""
+
+    def __init__(
+        self, bootstrap: str, group: str, topic: str,
+        owners: dict[int, int], doubled: list[str], lock: threading.Lock,
+    ) -> None:
+        super().__init__(daemon=True)
+        self.bootstrap, self.group, self.topic = bootstrap, group, topic
+        self.owners, self.doubled, self.lock = owners, doubled, lock
+        self.owned: set[int] = set()
+        self.in_rebalance = False
+        self.stop_event = threading.Event()
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        from kafka import KafkaConsumer
+        from kafka.consumer.subscription_state import ConsumerRebalanceListener
+
+        member = self
+
+        class Listener(ConsumerRebalanceListener):
+            def on_partitions_revoked(self, revoked: Any) -> None:
+                with member.lock:
+                    member.in_rebalance = True
+                    for tp in revoked:
+                        member.owned.discard(tp.partition)
+                        if member.owners.get(tp.partition) == id(member):
+                            del member.owners[tp.partition]
+
+            def on_partitions_assigned(self, assigned: Any) -> None:
+                with member.lock:
+                    for tp in assigned:
+                        other = member.owners.get(tp.partition)
+                        if other is not None and other != id(member):
+                            member.doubled.append(f"partition {tp.partition} assigned twice")
+                        member.owners[tp.partition] = id(member)
+                        member.owned.add(tp.partition)
+                    member.in_rebalance = False
+
+        consumer = KafkaConsumer(
+            bootstrap_servers=self.bootstrap, group_id=self.group,
             auto_offset_reset="earliest", enable_auto_commit=False,
             session_timeout_ms=6000, heartbeat_interval_ms=200,
         )
+        try:
+            consumer.subscribe([self.topic], listener=Listener())
+            # kafka-python 3.0.12 strands a leader whose rejoin was started only because its
+            # topic metadata changed (assignment snapshot != metadata snapshot): the assignment
+            # in the join task makes need_rejoin() False, so a poll() whose join wait timed
+            # out never collects the finished join; the member stops heartbeating and its
+            # session expires. Such a rejoin happens when the first JoinGroup completes before
+            # the subscribed topic's metadata arrived ("No partition metadata for topic"), so
+            # wait for that metadata (topics() blocks on a refresh) before the first poll.
+            consumer.topics()
+            while not self.stop_event.is_set():
+                consumer.poll(timeout_ms=50)
+        except BaseException as e:  # reported by the test thread
+            self.error = e
+        finally:
+            consumer.close()  # sends LeaveGroup
+            with self.lock:
+                for p in self.owned:
+                    if self.owners.get(p) == id(self):
+                        del self.owners[p]
+                self.owned.clear()
+
+    def leave(self) -> None:
+        self.stop_event.set()
+        self.join(TIMEOUT_S)
+        assert not self.is_alive(), "kafka-python consumer did not close"
+
+
+def test_kafka_python_members_split_partitions(broker: ServeProcess) -> None:
+    topic = _topic(broker.bootstrap, messages=30)
+    group = _name("g")
+    owners: dict[int, int] = {}
+    doubled: list[str] = []
+    lock = threading.Lock()
+    members = [
+        _KafkaPythonMember(broker.bootstrap, group, topic, owners, doubled, lock)
         for _ in range(3)
     ]
 
-    def owned(members: Sequence[Any]) -> list[set[int]]:
-        return [{tp.partition for tp in c.assignment()} for c in members]
-
-    def poll(members: Sequence[Any]) -> Callable[[], None]:
-        return lambda: [c.poll(timeout_ms=50) for c in members] and None
+    def settle(live: list[_KafkaPythonMember]) -> None:
+        """Wait until the broker says Stable with exactly `live` as members, every member has
+        finished its rebalance callbacks, and the members' own views match the broker's."""
+        deadline = time.monotonic() + TIMEOUT_S
+        state, described = "", []
+        while time.monotonic() < deadline:
+            for m in live:
+                assert m.error is None, m.error
+            state, described = describe_group(broker.bootstrap, group)
+            with lock:
+                views = [set(m.owned) for m in live]
+                settled = not any(m.in_rebalance for m in live)
+            if (
+                state == "STABLE" and settled and len(described) == len(live)
+                and sorted(map(sorted, views)) == sorted(map(sorted, described))
+                and _balanced(views, PARTITIONS)
+            ):
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"never settled: {state} {described} {[m.owned for m in live]}")
 
     try:
-        two = consumers[:2]
-        for c in two:
-            c.subscribe([topic])
-        _settle(poll(two), lambda: owned(two))
-        consumers[2].subscribe([topic])
-        _settle(poll(consumers), lambda: owned(consumers))
-        consumers[0].close()
-        rest = consumers[1:]
-        _settle(poll(rest), lambda: owned(rest))
+        for m in members[:2]:
+            m.start()
+        settle(members[:2])
+        members[2].start()
+        settle(members)
+        members[0].leave()
+        settle(members[1:])
+        assert doubled == []
     finally:
-        for c in consumers:
-            c.close()
+        for m in members:
+            if m.is_alive():
+                m.leave()
 
 
 def test_aiokafka_members_split_partitions(broker: ServeProcess) -> None:

@@ -45,7 +45,6 @@ from collections.abc import Callable, Coroutine, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from josef.broker.topics import LEADER_EPOCH, TopicError
-from josef.cluster.config import BROKER_CONFIGS
 from josef.coordinator.group import GroupConfig, GroupCoordinator, GroupRecord, Result
 from josef.coordinator.group.consumer_group import ConsumerGroupConfig
 from josef.coordinator.group.records import partition_for
@@ -123,26 +122,14 @@ def group_config(broker: Broker) -> GroupConfig:
     )
 
 
-# KIP-848 settings read from the broker config once it defines them (Kafka's names).
-_CONSUMER_GROUP_SETTINGS = {
-    "group.consumer.session.timeout.ms": "session_timeout_ms",
-    "group.consumer.heartbeat.interval.ms": "heartbeat_interval_ms",
-    "group.consumer.max.size": "max_size",
-}
-
-
 def _consumer_group_config(broker: Broker) -> ConsumerGroupConfig:
     config = broker.config
-    settings: dict[str, Any] = {
-        attr: config.get(name)
-        for name, attr in _CONSUMER_GROUP_SETTINGS.items()
-        if name in BROKER_CONFIGS and config.get(name) is not None
-    }
-    if "group.consumer.assignors" in BROKER_CONFIGS:
-        assignors = config.get("group.consumer.assignors")
-        if isinstance(assignors, list | tuple) and assignors:
-            settings["assignors"] = tuple(str(a) for a in assignors)
-    return ConsumerGroupConfig(**settings)
+    return ConsumerGroupConfig(
+        session_timeout_ms=config.group_consumer_session_timeout_ms,
+        heartbeat_interval_ms=config.group_consumer_heartbeat_interval_ms,
+        max_size=config.group_consumer_max_size,
+        assignors=config.group_consumer_assignors,
+    )
 
 
 class Shard:

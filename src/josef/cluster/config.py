@@ -529,6 +529,21 @@ BROKER_CONFIGS: dict[str, ConfigDef] = _table(
         "group.max.size", _INT, _INT_MAX,
         "Largest number of members in one consumer group.", _M, AT_LEAST_1),
     ConfigDef(
+        "group.consumer.session.timeout.ms", _INT, "45000",
+        "Session timeout of a KIP-848 consumer-group member (group.protocol=consumer).", _M,
+        AT_LEAST_1),
+    ConfigDef(
+        "group.consumer.heartbeat.interval.ms", _INT, "5000",
+        "Heartbeat interval the broker tells KIP-848 consumer-group members to use.", _M,
+        AT_LEAST_1),
+    ConfigDef(
+        "group.consumer.max.size", _INT, _INT_MAX,
+        "Largest number of members in one KIP-848 consumer group.", _M, AT_LEAST_1),
+    ConfigDef(
+        "group.consumer.assignors", _LIST, "uniform,range",
+        "Server-side assignors of KIP-848 groups; the first is the default.", _M,
+        OneOf(("uniform", "range"))),
+    ConfigDef(
         "group.initial.rebalance.delay.ms", _INT, "3000",
         "How long the first rebalance of a new group waits for more members to join.", _M),
     ConfigDef(
@@ -977,6 +992,24 @@ class BrokerConfig:
     @property
     def group_initial_rebalance_delay_ms(self) -> int:
         return self._int("group.initial.rebalance.delay.ms")
+
+    @property
+    def group_consumer_session_timeout_ms(self) -> int:
+        return self._int("group.consumer.session.timeout.ms")
+
+    @property
+    def group_consumer_heartbeat_interval_ms(self) -> int:
+        return self._int("group.consumer.heartbeat.interval.ms")
+
+    @property
+    def group_consumer_max_size(self) -> int:
+        return self._int("group.consumer.max.size")
+
+    @property
+    def group_consumer_assignors(self) -> tuple[str, ...]:
+        value = self.get("group.consumer.assignors")
+        assert isinstance(value, list | tuple) and value, "group.consumer.assignors"
+        return tuple(str(a) for a in value)
 
     @property
     def producer_id_expiration_ms(self) -> int:

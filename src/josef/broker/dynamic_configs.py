@@ -14,8 +14,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from josef.broker.topics import write_atomically
 from josef.cluster.config import BrokerConfig, to_string
+from josef.storage.files import write_atomically
 
 DYNAMIC_CONFIGS_FILE = "josef-dynamic-configs.json"
 STORE_VERSION = 1

@@ -13,7 +13,7 @@ import base64
 import uuid
 from pathlib import Path
 
-from josef.broker.topics import write_atomically
+from josef.storage.files import write_atomically
 
 META_FILE = "meta.properties"
 META_VERSION = 1

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import uuid
 from collections.abc import Callable, Iterator, Mapping
@@ -27,6 +26,7 @@ from pathlib import Path
 
 from josef.protocol.errors import ErrorCode
 from josef.storage.api import LogConfig, PartitionLog, PartitionLogs
+from josef.storage.files import write_atomically
 
 log = logging.getLogger(__name__)
 
@@ -323,23 +323,3 @@ class Topics:
         self._open_logs(info)
         log.info("topic %s: %d -> %d partitions", name, previous, count)
         return info
-
-
-def write_atomically(path: Path, data: bytes) -> None:
-    """Write temp + fsync + rename + fsync dir: the file is either old or new after a crash."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)

@@ -23,12 +23,12 @@ the fsync is rare; it is not on the per-append path. Format (Kafka's CheckpointF
 from __future__ import annotations
 
 import bisect
-import os
 from pathlib import Path
 from typing import NamedTuple
 
 from josef.protocol.errors import ErrorCode
 from josef.storage.errors import StorageError
+from josef.storage.files import write_atomically
 
 LEADER_EPOCH_CHECKPOINT = "leader-epoch-checkpoint"
 CHECKPOINT_VERSION = 0
@@ -150,21 +150,7 @@ def write_checkpoint(path: Path, entries: list[EpochEntry]) -> None:
     lines = [str(CHECKPOINT_VERSION), str(len(entries))]
     lines += [f"{e.epoch} {e.start_offset}" for e in entries]
     data = ("\n".join(lines) + "\n").encode()
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    write_atomically(path, data)
 
 
 def read_checkpoint(path: Path) -> list[EpochEntry]:

@@ -36,7 +36,6 @@ a worker thread.
 from __future__ import annotations
 
 import enum
-import os
 import struct
 from collections import deque
 from dataclasses import dataclass, field
@@ -47,6 +46,7 @@ from crc32c import crc32c
 from josef.protocol.errors import ErrorCode
 from josef.records.batch import BatchHeader
 from josef.records.control import ControlRecordType, EndTransactionMarker
+from josef.storage.files import write_atomically
 
 NO_PRODUCER_ID = -1
 NO_PRODUCER_EPOCH = -1
@@ -422,21 +422,7 @@ def write_snapshot(directory: Path, snapshot: ProducerSnapshot) -> Path:
     """Atomically write `snapshot` (temp file, fsync, rename, fsync directory). Blocking:
     may run on a worker thread, since it touches no live state."""
     path = snapshot_path(directory, snapshot.offset)
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        view = memoryview(snapshot.data)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    dir_fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    write_atomically(path, snapshot.data)
     return path
 
 

@@ -15,10 +15,10 @@ fails the log dir then; callers decide).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 
 from josef.storage.errors import KafkaStorageError
+from josef.storage.files import write_atomically
 
 RECOVERY_POINT_CHECKPOINT = "recovery-point-offset-checkpoint"
 LOG_START_OFFSET_CHECKPOINT = "log-start-offset-checkpoint"
@@ -31,29 +31,6 @@ TopicPartitionKey = tuple[str, int]
 
 class CorruptCheckpoint(KafkaStorageError):
     """A checkpoint file that does not follow the format."""
-
-
-def write_atomically(path: str, data: bytes) -> None:
-    """Replace `path` with `data`: write temp, fsync, rename, fsync dir."""
-    tmp = path + ".tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    fsync_dir(os.path.dirname(path) or ".")
-
-
-def fsync_dir(directory: str) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def write_offsets(path: str, offsets: Mapping[TopicPartitionKey, int]) -> None:

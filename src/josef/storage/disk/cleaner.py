@@ -51,9 +51,10 @@ from josef.storage.compaction import (
     plan_cleaning,
     run_round,
 )
-from josef.storage.disk.checkpoint import fsync_dir, read_offsets, write_offsets
+from josef.storage.disk.checkpoint import read_offsets, write_offsets
 from josef.storage.disk.segment import LogSegment, segment_name
 from josef.storage.errors import CorruptRecord, KafkaStorageError, StorageError
+from josef.storage.files import fsync_dir
 
 if TYPE_CHECKING:
     from josef.storage.disk.log import DiskPartitionLog

@@ -37,13 +37,12 @@ from josef.storage.disk.checkpoint import (
     REPLICATION_CHECKPOINT,
     CorruptCheckpoint,
     TopicPartitionKey,
-    fsync_dir,
     read_offsets,
-    write_atomically,
     write_offsets,
 )
 from josef.storage.disk.log import DiskPartitionLog
 from josef.storage.errors import StorageError
+from josef.storage.files import fsync_dir, write_atomically
 
 PARTITION_METADATA = "partition.metadata"
 _DELETE_SUFFIX = "-delete"  # Kafka renames a deleted partition's dir to <name>.<uuid>-delete

@@ -29,7 +29,8 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from josef.broker.broker import Broker
 from josef.broker.topics import TopicError, TopicInfo, validate_topic_name
@@ -170,24 +171,39 @@ def _alter(broker: Broker, resource: AlterConfigsRequest.AlterConfigsResource,
         alter_broker(broker, per_broker, configs, validate_only)
 
 
-async def handle(broker: Broker, request: Request) -> AlterConfigsResponse:
-    body: AlterConfigsRequest = request.body
-    duplicates = duplicate_resources([(r.resource_type, r.resource_name) for r in body.resources])
-    responses: list[AlterConfigsResponse.AlterConfigsResourceResponse] = []
-    for resource in body.resources:
-        error_code, message = ErrorCode.NONE, None
+def alter_each(
+    resources: Sequence[Any], alter: Callable[[Any], None]
+) -> list[tuple[Any, ErrorCode, str | None]]:
+    """Run `alter` for every resource, refusing repeated ones as Kafka does; returns each
+    resource with its error code and message (AlterConfigs and IncrementalAlterConfigs)."""
+    duplicates = duplicate_resources([(r.resource_type, r.resource_name) for r in resources])
+    results: list[tuple[Any, ErrorCode, str | None]] = []
+    for resource in resources:
         try:
             if (resource.resource_type, resource.resource_name) in duplicates:
                 raise ResourceError(
                     ErrorCode.INVALID_REQUEST, "Each resource must appear at most once."
                 )
-            _alter(broker, resource, body.validate_only)
+            alter(resource)
         except ResourceError as err:
-            error_code, message = err.error_code, err.message
-        responses.append(AlterConfigsResponse.AlterConfigsResourceResponse(
-            error_code=error_code,
-            error_message=message,
-            resource_type=resource.resource_type,
-            resource_name=resource.resource_name,
-        ))
-    return AlterConfigsResponse(throttle_time_ms=0, responses=responses)
+            results.append((resource, err.error_code, err.message))
+        else:
+            results.append((resource, ErrorCode.NONE, None))
+    return results
+
+
+async def handle(broker: Broker, request: Request) -> AlterConfigsResponse:
+    body: AlterConfigsRequest = request.body
+    results = alter_each(body.resources, lambda r: _alter(broker, r, body.validate_only))
+    return AlterConfigsResponse(
+        throttle_time_ms=0,
+        responses=[
+            AlterConfigsResponse.AlterConfigsResourceResponse(
+                error_code=code,
+                error_message=message,
+                resource_type=resource.resource_type,
+                resource_name=resource.resource_name,
+            )
+            for resource, code, message in results
+        ],
+    )

@@ -25,10 +25,10 @@ from josef.broker.dynamic_configs import layer_text
 from josef.broker.handlers.k33_alter_configs import (
     ResourceError,
     alter_broker,
+    alter_each,
     alter_topic,
     check_config_names,
     check_no_nulls,
-    duplicate_resources,
     existing_topic,
     is_per_broker,
     resource_type_of,
@@ -88,22 +88,16 @@ def _alter(broker: Broker, resource: Resource, validate_only: bool) -> None:
 
 async def handle(broker: Broker, request: Request) -> IncrementalAlterConfigsResponse:
     body: IncrementalAlterConfigsRequest = request.body
-    duplicates = duplicate_resources([(r.resource_type, r.resource_name) for r in body.resources])
-    responses: list[IncrementalAlterConfigsResponse.AlterConfigsResourceResponse] = []
-    for resource in body.resources:
-        error_code, message = ErrorCode.NONE, None
-        try:
-            if (resource.resource_type, resource.resource_name) in duplicates:
-                raise ResourceError(
-                    ErrorCode.INVALID_REQUEST, "Each resource must appear at most once."
-                )
-            _alter(broker, resource, body.validate_only)
-        except ResourceError as err:
-            error_code, message = err.error_code, err.message
-        responses.append(IncrementalAlterConfigsResponse.AlterConfigsResourceResponse(
-            error_code=error_code,
-            error_message=message,
-            resource_type=resource.resource_type,
-            resource_name=resource.resource_name,
-        ))
-    return IncrementalAlterConfigsResponse(throttle_time_ms=0, responses=responses)
+    results = alter_each(body.resources, lambda r: _alter(broker, r, body.validate_only))
+    return IncrementalAlterConfigsResponse(
+        throttle_time_ms=0,
+        responses=[
+            IncrementalAlterConfigsResponse.AlterConfigsResourceResponse(
+                error_code=code,
+                error_message=message,
+                resource_type=resource.resource_type,
+                resource_name=resource.resource_name,
+            )
+            for resource, code, message in results
+        ],
+    )

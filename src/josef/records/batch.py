@@ -70,6 +70,7 @@ CONTROL_FLAG = 0x20
 DELETE_HORIZON_FLAG = 0x40  # KIP-534: base_timestamp holds the tombstone delete horizon
 
 _INT32_MAX = 2**31 - 1
+_MAX_CODEC = 4  # Compression.ZSTD, as a plain int for the hot path
 
 HEADER_STRUCT = struct.Struct(">qiibIhiqqqhii")
 _INT64 = struct.Struct(">q")
@@ -95,45 +96,63 @@ class TimestampType(IntEnum):
 class BatchHeader:
     """The header of the batch that starts at `buf[pos]`; the buffer is referenced, not copied.
 
-    Field values are unpacked once at construction; the `set_*` writers update both the buffer
-    (which must then be writable: bytearray or a writable memoryview) and the unpacked value.
-    The caller guarantees the whole batch (`size` bytes) is in `buf`, as `iter_batches` does.
+    The stored fields are unpacked once at construction into plain attributes (every produce
+    and fetch reads them; a property costs several times an attribute load). Treat them as
+    read-only: the `set_*` writers update both the buffer (which must then be writable:
+    bytearray or a writable memoryview) and the attribute. The caller guarantees the whole
+    batch (`size` bytes) is in `buf`, as `iter_batches` does.
     """
 
+    base_offset: int
+    batch_length: int
+    partition_leader_epoch: int
+    magic: int
+    crc: int
+    attributes: int
+    last_offset_delta: int
+    base_timestamp: int  # Kafka's firstTimestamp (the delete horizon when has_delete_horizon)
+    max_timestamp: int
+    producer_id: int
+    producer_epoch: int
+    base_sequence: int
+    record_count: int
+    buf: Buffer
+    pos: int
+
     __slots__ = (
-        "_attributes",
-        "_base_offset",
-        "_base_sequence",
-        "_base_timestamp",
-        "_batch_length",
-        "_crc",
-        "_last_offset_delta",
-        "_magic",
-        "_max_timestamp",
-        "_partition_leader_epoch",
-        "_producer_epoch",
-        "_producer_id",
-        "_record_count",
+        "attributes",
+        "base_offset",
+        "base_sequence",
+        "base_timestamp",
+        "batch_length",
         "buf",
+        "crc",
+        "last_offset_delta",
+        "magic",
+        "max_timestamp",
+        "partition_leader_epoch",
         "pos",
+        "producer_epoch",
+        "producer_id",
+        "record_count",
     )
 
     def __init__(self, buf: Buffer, pos: int = 0) -> None:
         try:
             (
-                self._base_offset,
-                self._batch_length,
-                self._partition_leader_epoch,
-                self._magic,
-                self._crc,
-                self._attributes,
-                self._last_offset_delta,
-                self._base_timestamp,
-                self._max_timestamp,
-                self._producer_id,
-                self._producer_epoch,
-                self._base_sequence,
-                self._record_count,
+                self.base_offset,
+                self.batch_length,
+                self.partition_leader_epoch,
+                self.magic,
+                self.crc,
+                self.attributes,
+                self.last_offset_delta,
+                self.base_timestamp,
+                self.max_timestamp,
+                self.producer_id,
+                self.producer_epoch,
+                self.base_sequence,
+                self.record_count,
             ) = HEADER_STRUCT.unpack_from(buf, pos)
         except struct.error:
             raise CorruptRecordError(
@@ -142,112 +161,58 @@ class BatchHeader:
         self.buf = buf
         self.pos = pos
 
-    # --- fields as stored ---------------------------------------------------------------------
-    @property
-    def base_offset(self) -> int:
-        return self._base_offset
-
-    @property
-    def batch_length(self) -> int:
-        return self._batch_length
-
-    @property
-    def partition_leader_epoch(self) -> int:
-        return self._partition_leader_epoch
-
-    @property
-    def magic(self) -> int:
-        return self._magic
-
-    @property
-    def crc(self) -> int:
-        return self._crc
-
-    @property
-    def attributes(self) -> int:
-        return self._attributes
-
-    @property
-    def last_offset_delta(self) -> int:
-        return self._last_offset_delta
-
-    @property
-    def base_timestamp(self) -> int:
-        """Kafka's firstTimestamp (the delete horizon instead when has_delete_horizon)."""
-        return self._base_timestamp
-
-    @property
-    def max_timestamp(self) -> int:
-        return self._max_timestamp
-
-    @property
-    def producer_id(self) -> int:
-        return self._producer_id
-
-    @property
-    def producer_epoch(self) -> int:
-        return self._producer_epoch
-
-    @property
-    def base_sequence(self) -> int:
-        return self._base_sequence
-
-    @property
-    def record_count(self) -> int:
-        return self._record_count
-
     # --- derived ------------------------------------------------------------------------------
     @property
     def last_offset(self) -> int:
-        return self._base_offset + self._last_offset_delta
+        return self.base_offset + self.last_offset_delta
 
     @property
     def next_offset(self) -> int:
-        return self._base_offset + self._last_offset_delta + 1
+        return self.base_offset + self.last_offset_delta + 1
 
     @property
     def size(self) -> int:
         """Bytes the whole batch occupies, header included."""
-        return self._batch_length + LOG_OVERHEAD
+        return self.batch_length + LOG_OVERHEAD
 
     @property
     def end(self) -> int:
         """Position in `buf` just past this batch."""
-        return self.pos + self._batch_length + LOG_OVERHEAD
+        return self.pos + self.batch_length + LOG_OVERHEAD
 
     @property
     def compression(self) -> Compression:
-        codec = self._attributes & COMPRESSION_MASK
+        codec = self.attributes & COMPRESSION_MASK
         if codec > Compression.ZSTD:
             raise UnsupportedCompressionError(f"unknown compression codec id {codec}")
         return Compression(codec)
 
     @property
     def timestamp_type(self) -> TimestampType:
-        if self._attributes & TIMESTAMP_TYPE_MASK:
+        if self.attributes & TIMESTAMP_TYPE_MASK:
             return TimestampType.LOG_APPEND_TIME
         return TimestampType.CREATE_TIME
 
     @property
     def is_transactional(self) -> bool:
-        return bool(self._attributes & TRANSACTIONAL_FLAG)
+        return bool(self.attributes & TRANSACTIONAL_FLAG)
 
     @property
     def is_control(self) -> bool:
-        return bool(self._attributes & CONTROL_FLAG)
+        return bool(self.attributes & CONTROL_FLAG)
 
     @property
     def has_delete_horizon(self) -> bool:
-        return bool(self._attributes & DELETE_HORIZON_FLAG)
+        return bool(self.attributes & DELETE_HORIZON_FLAG)
 
     @property
     def has_producer_id(self) -> bool:
-        return self._producer_id > NO_PRODUCER_ID
+        return self.producer_id > NO_PRODUCER_ID
 
     @property
     def last_sequence(self) -> int:
         """Sequence of the last record; sequences wrap from 2**31-1 to 0 like Kafka's."""
-        base, delta = self._base_sequence, self._last_offset_delta
+        base, delta = self.base_sequence, self.last_offset_delta
         if base == NO_SEQUENCE:
             return NO_SEQUENCE
         if base > _INT32_MAX - delta:
@@ -268,43 +233,43 @@ class BatchHeader:
         return crc32c(memoryview(self.buf)[self.pos + ATTRIBUTES_OFFSET : self.end])
 
     def crc_valid(self) -> bool:
-        return self.compute_crc() == self._crc
+        return self.compute_crc() == self.crc
 
     # --- in-place writers (writable buffers only) ---------------------------------------------
     def set_base_offset(self, base_offset: int) -> None:
         """Assign offsets (outside the CRC, so the CRC stays valid)."""
         _INT64.pack_into(self.buf, self.pos + BASE_OFFSET_OFFSET, base_offset)
-        self._base_offset = base_offset
+        self.base_offset = base_offset
 
     def set_partition_leader_epoch(self, epoch: int) -> None:
         """Stamp the leader epoch (outside the CRC, so the CRC stays valid)."""
         _INT32.pack_into(self.buf, self.pos + PARTITION_LEADER_EPOCH_OFFSET, epoch)
-        self._partition_leader_epoch = epoch
+        self.partition_leader_epoch = epoch
 
     def set_max_timestamp_and_type(self, max_timestamp: int, ts_type: TimestampType) -> None:
         """For LogAppendTime topics: max_timestamp becomes every record's timestamp.
 
         Both fields are inside the CRC: call `update_crc()` afterwards.
         """
-        attributes = (self._attributes & ~TIMESTAMP_TYPE_MASK) | (
+        attributes = (self.attributes & ~TIMESTAMP_TYPE_MASK) | (
             TIMESTAMP_TYPE_MASK if ts_type == TimestampType.LOG_APPEND_TIME else 0
         )
         _INT16.pack_into(self.buf, self.pos + ATTRIBUTES_OFFSET, attributes)
         _INT64.pack_into(self.buf, self.pos + MAX_TIMESTAMP_OFFSET, max_timestamp)
-        self._attributes = attributes
-        self._max_timestamp = max_timestamp
+        self.attributes = attributes
+        self.max_timestamp = max_timestamp
 
     def update_crc(self) -> None:
         crc = self.compute_crc()
         _UINT32.pack_into(self.buf, self.pos + CRC_OFFSET, crc)
-        self._crc = crc
+        self.crc = crc
 
     def __repr__(self) -> str:
         return (
-            f"BatchHeader(base_offset={self._base_offset}, last_offset={self.last_offset}, "
-            f"size={self.size}, record_count={self._record_count}, "
-            f"attributes={self._attributes:#x}, producer_id={self._producer_id}, "
-            f"producer_epoch={self._producer_epoch}, base_sequence={self._base_sequence})"
+            f"BatchHeader(base_offset={self.base_offset}, last_offset={self.last_offset}, "
+            f"size={self.size}, record_count={self.record_count}, "
+            f"attributes={self.attributes:#x}, producer_id={self.producer_id}, "
+            f"producer_epoch={self.producer_epoch}, base_sequence={self.base_sequence})"
         )
 
 
@@ -373,30 +338,36 @@ def validate_batches(
         if end - pos < HEADER_SIZE:
             raise _frame_error(buf, pos, end)
         header = BatchHeader(buf, pos)
-        size = header._batch_length + LOG_OVERHEAD
-        if header._magic != MAGIC or size < HEADER_SIZE or pos + size > end:
+        size = header.batch_length + LOG_OVERHEAD
+        if header.magic != MAGIC or size < HEADER_SIZE or pos + size > end:
             raise _frame_error(buf, pos, end)
-        if from_client and header._base_offset != 0:
+        if from_client and header.base_offset != 0:
             raise InvalidRecordError(
                 f"the base_offset of a produced record batch should be 0, not "
-                f"{header._base_offset}"
+                f"{header.base_offset}"
             )
         if size > max_batch_bytes:
             raise RecordTooLargeError(
                 f"record batch of {size} bytes exceeds the maximum {max_batch_bytes}"
             )
         crc = crc32c(memoryview(buf)[pos + ATTRIBUTES_OFFSET : pos + size])
-        if crc != header._crc:
+        if crc != header.crc:
             raise CorruptRecordError(
-                f"record batch at position {pos} is corrupt: stored crc {header._crc:#010x}"
+                f"record batch at position {pos} is corrupt: stored crc {header.crc:#010x}"
                 f", computed {crc:#010x}"
             )
-        if header._attributes & COMPRESSION_MASK > Compression.ZSTD:
+        if header.attributes & COMPRESSION_MASK > _MAX_CODEC:
             raise UnsupportedCompressionError(
-                f"unknown compression codec id {header._attributes & COMPRESSION_MASK}"
+                f"unknown compression codec id {header.attributes & COMPRESSION_MASK}"
             )
-        if from_client:
-            _validate_client_batch(header)
+        # One combined test for the valid case; _client_batch_error names the first failure.
+        if from_client and (
+            header.record_count != header.last_offset_delta + 1
+            or header.record_count <= 0
+            or header.attributes & CONTROL_FLAG
+            or (header.producer_id > NO_PRODUCER_ID and header.base_sequence < 0)
+        ):
+            raise _client_batch_error(header)
         headers.append(header)
         pos += size
     if not headers:
@@ -413,24 +384,24 @@ def _frame_error(buf: Buffer, pos: int, end: int) -> RecordsError:
     return CorruptRecordError(f"malformed record batch frame at position {pos}")
 
 
-def _validate_client_batch(header: BatchHeader) -> None:
-    count_from_offsets = header._last_offset_delta + 1
-    record_count = header._record_count
+def _client_batch_error(header: BatchHeader) -> InvalidRecordError:
+    """Kafka's check order for a client batch that failed validate_batches' combined test."""
+    count_from_offsets = header.last_offset_delta + 1
+    record_count = header.record_count
     if count_from_offsets <= 0:
-        raise InvalidRecordError(
+        return InvalidRecordError(
             f"record batch has an invalid offset range [{header.base_offset}, {header.last_offset}]"
         )
     if record_count <= 0:
-        raise InvalidRecordError(f"invalid record_count {record_count} for a record batch")
+        return InvalidRecordError(f"invalid record_count {record_count} for a record batch")
     if count_from_offsets != record_count:
-        raise InvalidRecordError(
+        return InvalidRecordError(
             f"inconsistent record batch offset range [{header.base_offset}, {header.last_offset}]"
             f" and record_count {record_count}"
         )
-    if header._attributes & CONTROL_FLAG:
-        raise InvalidRecordError("clients are not allowed to write control records")
-    if header._producer_id > NO_PRODUCER_ID and header._base_sequence < 0:
-        raise InvalidRecordError(
-            f"invalid sequence number {header._base_sequence} in a record batch with "
-            f"producer_id {header._producer_id}"
-        )
+    if header.attributes & CONTROL_FLAG:
+        return InvalidRecordError("clients are not allowed to write control records")
+    return InvalidRecordError(
+        f"invalid sequence number {header.base_sequence} in a record batch with "
+        f"producer_id {header.producer_id}"
+    )

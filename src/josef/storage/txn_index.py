@@ -145,7 +145,11 @@ class TransactionIndex:
         self.last_offset = last
 
     def reset(self) -> None:
-        self.truncate_to(-1)
+        """Empty the file, whatever it holds (a corrupt one is about to be rebuilt)."""
+        if self._fd is not None and self._size:
+            os.ftruncate(self._fd, 0)
+        self._size = 0
+        self.last_offset = None
 
     def sanity_check(self) -> None:
         """Raise CorruptTxnIndex for a partial entry, an unknown version, a marker before

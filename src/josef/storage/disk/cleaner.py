@@ -17,6 +17,14 @@ so deleted segments stay readable and nothing it uses changes. `finish` swaps on
 replaced segments are still the log's (same objects, no truncation since `begin`); otherwise
 the round is dropped and its files deleted.
 
+The checkpoint (first dirty offset) of a log is validated whenever it is used, as Kafka's
+LogCleanerManager.cleanableOffsets does, and persisted when corrected: below the log start
+it becomes the log start; above the log end offset (the log was cut since, e.g. by recovery
+before a restart) or after a truncation of the log (`DiskPartitionLog.truncations` moved
+since the cleaner last validated it) it is reset to the log start, so records written over
+a truncated range are never taken for cleaned ones. The cleaner validates every log when it
+is created, before any append can carry a cut log past its old checkpoint again.
+
 Files of a round, per group of segments with first base offset B (Kafka's names):
 `B.log.cleaned` (written, fsynced, mtime set to the group's) -> renamed `B.log.swap` and the
 directory fsynced (worker) -> on the loop the old segments' files are deleted, newest first,
@@ -34,6 +42,7 @@ at most `max_map_entries` keys (see josef.storage.compaction).
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import struct
 from collections.abc import Iterable, Iterator
@@ -51,7 +60,7 @@ from josef.storage.compaction import (
     plan_cleaning,
     run_round,
 )
-from josef.storage.disk.checkpoint import read_offsets, write_offsets
+from josef.storage.disk.checkpoint import CorruptCheckpoint, read_offsets, write_offsets
 from josef.storage.disk.segment import LogSegment, segment_name
 from josef.storage.errors import CorruptRecord, KafkaStorageError, StorageError
 from josef.storage.files import fsync_dir
@@ -70,6 +79,8 @@ _MAX_WRITE_BUFFERS = 512
 _INT32 = struct.Struct(">i")
 
 TopicPartitionKey = tuple[str, int]
+
+_log = logging.getLogger(__name__)
 
 
 # --- recovery -----------------------------------------------------------------------------------
@@ -312,10 +323,15 @@ class LogCleaner:
         self._delete_horizons: dict[TopicPartitionKey, int] = {}
         self._dirty_dirs: set[str] = set()
         self._in_progress: set[TopicPartitionKey] = set()
-        # log -> its truncation count when its checkpoint was last set: a truncation since
-        # then may have replaced cleaned offsets with new, never-mapped records.
+        # log -> its truncation count when its checkpoint was last validated or set: a
+        # truncation since then may have replaced cleaned offsets with new, never-mapped
+        # records. A log never seen counts from 0, its count when it was opened.
         self._truncations: dict[TopicPartitionKey, tuple[DiskPartitionLog, int]] = {}
         self.uncleanable: dict[TopicPartitionKey, str] = {}  # failed rounds, by reason
+        for topic, partition in logs.partitions():
+            log = logs.get(topic, partition)
+            if log is not None:
+                self.checkpoint_of(log)
 
     def _locate(self, log: DiskPartitionLog) -> tuple[str, TopicPartitionKey]:
         directory = os.path.abspath(log.directory)
@@ -324,20 +340,49 @@ class LogCleaner:
 
     def _checkpoint_of(self, log_dir: str) -> dict[TopicPartitionKey, int]:
         if log_dir not in self._checkpoints:
-            self._checkpoints[log_dir] = read_offsets(
-                os.path.join(log_dir, CLEANER_OFFSET_CHECKPOINT)
-            )
+            path = os.path.join(log_dir, CLEANER_OFFSET_CHECKPOINT)
+            try:
+                self._checkpoints[log_dir] = read_offsets(path)
+            except CorruptCheckpoint as err:
+                # As Kafka: nothing counts as cleaned (every log is dirty from its start),
+                # and the next write replaces the file.
+                _log.error("%s; cleaning every log of %s from its start", err, log_dir)
+                self._checkpoints[log_dir] = {}
+                self._dirty_dirs.add(log_dir)
         return self._checkpoints[log_dir]
 
     def checkpoint_of(self, log: DiskPartitionLog) -> int | None:
-        """The first dirty offset recorded for `log`, None when never cleaned; lowered to the
-        log start first if the log was truncated since this cleaner last cleaned it."""
+        """The first dirty offset recorded for `log`, None when never cleaned; validated
+        first (see the module docstring), the correction kept for `write_checkpoints`."""
         log_dir, key = self._locate(log)
         checkpoints = self._checkpoint_of(log_dir)
+        checkpoint = checkpoints.get(key)
+        truncated = self._truncated_since_seen(key, log)
+        self._truncations[key] = (log, log.truncations)
+        if checkpoint is None:
+            return None
+        log_start_offset, log_end_offset = log.log_start_offset, log.log_end_offset
+        if truncated or checkpoint > log_end_offset:
+            _log.warning(
+                "resetting the first dirty offset of %s from %d to the log start offset %d: "
+                "%s", log.directory, checkpoint, log_start_offset,
+                "the log was truncated since it was cleaned" if truncated
+                else f"it is above the log end offset {log_end_offset}",
+            )
+        elif checkpoint >= log_start_offset:
+            return checkpoint
+        # Below the log start is routine (retention, DeleteRecords): no log line.
+        checkpoints[key] = log_start_offset
+        self._dirty_dirs.add(log_dir)
+        return log_start_offset
+
+    def _truncated_since_seen(self, key: TopicPartitionKey, log: DiskPartitionLog) -> bool:
         seen = self._truncations.get(key)
-        if seen is not None and (seen[0] is not log or seen[1] != log.truncations):
-            self.truncate_checkpoint(log, log.log_start_offset)
-        return checkpoints.get(key)
+        if seen is None:
+            return log.truncations != 0
+        if seen[0] is not log:  # reopened: the old object's count, then the new one's
+            return seen[0].truncations != seen[1] or log.truncations != 0
+        return log.truncations != seen[1]
 
     def truncate_checkpoint(self, log: DiskPartitionLog, offset: int) -> None:
         """Kafka's maybeTruncateCheckpoint: `log` was truncated to `offset`, so nothing at or
@@ -460,9 +505,11 @@ class LogCleaner:
         thread pool when None); None when no log is due. The broker calls this every
         log.cleaner.backoff.ms (Kafka: 15 s) while it returns None."""
         log = self.filthiest(now_ms)
-        if log is None:
-            return None
         loop = asyncio.get_running_loop()
+        if log is None:
+            if self._dirty_dirs:  # checkpoints corrected while choosing
+                await loop.run_in_executor(executor, self.write_checkpoints)
+            return None
         job = self.begin(log, now_ms)
         await loop.run_in_executor(executor, job.run)
         try:

@@ -36,6 +36,7 @@ import logging
 import os
 import random
 import struct
+import tempfile
 from bisect import bisect_right
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -72,11 +73,15 @@ from josef.storage.errors import (
 )
 from josef.storage.leader_epoch import LEADER_EPOCH_CHECKPOINT, CorruptCheckpoint, LeaderEpochCache
 from josef.storage.producer_state import (
+    SNAPSHOT_SUFFIX,
     AppendOrigin,
     AppendOutcome,
+    CompletedTxn,
+    CorruptSnapshotError,
     ProducerSnapshot,
     ProducerStateManager,
     ProducerStateUpdate,
+    decode_snapshot,
     snapshot_path,
     write_snapshot,
 )
@@ -244,14 +249,13 @@ class DiskPartitionLog:
             if not os.path.exists(path):
                 continue
             index = TransactionIndex(Path(path), segment.base_offset)
+            self._txn_indexes[segment.base_offset] = index
             try:
                 index.sanity_check()
             except CorruptTxnIndex as err:
-                # Entries of the replayed tail are rebuilt below; older ones are lost.
-                _log.warning("%s; dropping its entries", err)
-                index.reset()
+                _log.warning("%s; rebuilding it from the producer snapshots and batches", err)
+                self._rebuild_txn_index(index)
             index.truncate_to(log_end_offset)
-            self._txn_indexes[segment.base_offset] = index
         self._epoch_cache.truncate_from_end(log_end_offset)
         self._epoch_cache.truncate_from_start(self._log_start_offset)
         state = self.producer_state
@@ -271,19 +275,77 @@ class DiskPartitionLog:
                 cache.assign(epoch, header.base_offset)
             if header.producer_id < 0 or header.last_offset < producers_from:
                 continue
-            marker = None
-            if header.is_control and header.record_count:
-                whole = BatchHeader(os.pread(segment.fd, header.size, position))
-                try:
-                    marker = parse_marker(whole)
-                except RecordsError:
-                    continue  # not a transaction marker: it changes no producer state
-            for txn in state.update_from_batch(header, marker):
+            for txn in self._replay_batch(state, segment, header, position):
                 if txn.is_aborted:
                     index = self._txn_index(segment.base_offset)
                     if index.last_offset is None or txn.last_offset > index.last_offset:
                         index.append(AbortedTxn.from_completed(txn))
         state.map_end_offset = self.log_end_offset
+
+    @staticmethod
+    def _replay_batch(
+        state: ProducerStateManager, segment: LogSegment, header: BatchHeader, position: int
+    ) -> list[CompletedTxn]:
+        """Recovery: apply one stored batch with a producer id to `state`; the transactions
+        it completes. A control batch is read whole for its marker; one that is not a
+        transaction marker changes no producer state."""
+        marker = None
+        if header.is_control and header.record_count:
+            whole = BatchHeader(os.pread(segment.fd, header.size, position))
+            try:
+                marker = parse_marker(whole)
+            except RecordsError:
+                return []
+        return state.update_from_batch(header, marker)
+
+    def _rebuild_txn_index(self, index: TransactionIndex) -> None:
+        """Refill the corrupt .txnindex of a segment as Kafka's segment recovery does: a
+        scratch producer state loaded from the newest snapshot at or before the segment's
+        base offset (else empty at the log start) replays the batch headers from there
+        through the segment, and each aborted transaction whose marker lies in the segment
+        is indexed with the first and last stable offsets the append computed. A transaction
+        begun below the log start without such a snapshot cannot be known, so it is missed."""
+        base = index.start_offset
+        index.reset()
+        with tempfile.TemporaryDirectory(prefix="josef-txnindex-") as scratch:
+            # A copy of the one snapshot needed: loading from the partition directory
+            # itself would delete the snapshots newer than `base`.
+            self._copy_snapshot_at_or_before(base, Path(scratch))
+            state = ProducerStateManager(
+                Path(scratch),
+                producer_id_expiration_ms=self.producer_state.producer_id_expiration_ms,
+            )
+            start = state.truncate_and_reload(self._log_start_offset, base, self._now_ms)
+            for segment, header, position in self._stored_headers(start):
+                if segment.base_offset > base:
+                    break
+                if header.producer_id < 0:
+                    continue
+                for txn in self._replay_batch(state, segment, header, position):
+                    if txn.is_aborted and segment.base_offset == base:
+                        index.append(AbortedTxn.from_completed(txn))
+        self._dirty_txn_indexes.add(base)
+
+    def _copy_snapshot_at_or_before(self, offset: int, target: Path) -> None:
+        """Copy the newest valid producer snapshot in [log_start_offset, offset] to
+        `target` (none when there is no such snapshot)."""
+        directory = Path(self.directory)
+        found = sorted(
+            (int(n[:20]) for n in os.listdir(directory)
+             if n.endswith(SNAPSHOT_SUFFIX) and len(n) == 20 + len(SNAPSHOT_SUFFIX)
+             and n[:20].isdigit()),
+            reverse=True,
+        )
+        for candidate in found:
+            if not self._log_start_offset <= candidate <= offset:
+                continue
+            data = snapshot_path(directory, candidate).read_bytes()
+            try:
+                decode_snapshot(data)
+            except CorruptSnapshotError:
+                continue  # the log's own producer-state load deletes it
+            snapshot_path(target, candidate).write_bytes(data)
+            return
 
     def _stored_headers(self, start_offset: int) -> Iterator[tuple[LogSegment, BatchHeader, int]]:
         """(segment, header, file position) of each stored batch holding offsets at or after

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import struct
 from pathlib import Path
 
@@ -10,11 +11,19 @@ from crc32c import crc32c
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from josef.broker.broker import Broker
+from josef.broker.handlers import default_registry
+from josef.cluster.properties import load_broker_config
 from josef.protocol.errors import ErrorCode
 from josef.records.batch import BatchHeader
 from josef.records.builder import BatchBuilder
 from josef.records.control import ControlRecordType, EndTransactionMarker, build_marker_batch
+from josef.storage.api import LogConfig
+from josef.storage.disk.manager import DiskPartitionLogs
+from josef.storage.errors import StorageError
+from josef.storage.memory import MemoryPartitionLogs
 from josef.storage.producer_state import (
+    DEFAULT_PRODUCER_ID_EXPIRATION_MS,
     INT32_MAX,
     AppendOrigin,
     AppendOutcome,
@@ -487,3 +496,197 @@ def test_interrupted_snapshot_write_is_cleaned_up(tmp_path):
     stale.write_bytes(b"partial")
     state = ProducerStateManager(tmp_path)
     assert not stale.exists() and state.latest_snapshot_offset is None
+
+
+# --- the fast path: a batch right after its producer's last one -----------------------------
+
+
+def test_in_sequence_batch_then_more_of_that_producer_in_one_update(log):
+    log.append(data_batch(7, 0, 0, 2))
+    update = log.state.prepare_update(AppendOrigin.CLIENT)
+    headers = [data_batch(7, 0, 2, ts=NOW + 1), data_batch(7, 0, 3, ts=NOW + 2)]
+    for offset, h in zip((2, 3), headers, strict=True):
+        h.set_base_offset(offset)
+        assert update.append(h).outcome is AppendOutcome.APPEND
+    gap = data_batch(7, 0, 5)
+    gap.set_base_offset(4)
+    assert update.append(gap).error_code == ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER
+    assert [b.last_seq for b in log.state.last_entry(7).batches] == [1]  # nothing staged leaks
+    update = log.state.prepare_update(AppendOrigin.CLIENT)
+    for h in headers:
+        assert update.append(h).outcome is AppendOutcome.APPEND
+    log.state.commit_update(update, 4)
+    entry = log.state.last_entry(7)
+    assert [(b.last_seq, b.last_offset) for b in entry.batches] == [(1, 1), (2, 2), (3, 3)]
+    assert entry.last_timestamp == NOW + 2
+
+
+def test_in_sequence_batch_is_never_evicted_by_its_own_update(tmp_path):
+    log = Log(tmp_path, max_producers=2)
+    log.append(data_batch(1, 0, 0))
+    log.append(data_batch(2, 0, 0))
+    update = log.state.prepare_update(AppendOrigin.CLIENT)
+    for offset, h in enumerate((data_batch(1, 0, 1), data_batch(3, 0, 0)), start=2):
+        h.set_base_offset(offset)
+        assert update.append(h).outcome is AppendOutcome.APPEND
+    log.state.commit_update(update, 4)
+    assert sorted(log.state.producers) == [1, 3]
+    assert log.state.last_entry(1).last_seq == 1
+
+
+def test_next_batch_shortcut_only_for_the_batch_after_the_last(log):
+    log.append(data_batch(7, 0, 0, 2))
+    log.append(data_batch(8, 0, 0, txn=True))
+    state = log.state
+    for h in (
+        data_batch(9, 0, 0),  # unknown producer
+        data_batch(7, 0, 0, 2),  # duplicate
+        data_batch(7, 0, 3),  # gap
+        data_batch(7, 1, 0),  # new epoch
+        data_batch(7, 0, 2, txn=True),  # starts a transaction
+        data_batch(8, 0, 1),  # non-transactional inside a transaction
+        marker_batch(8, 0, abort=False)[0],
+    ):
+        assert state.next_batch(h, h.base_offset) is None
+    assert state.next_batch(data_batch(8, 0, 1, txn=True), 0) is not None
+    h = data_batch(7, 0, 2, 3, ts=NOW + 9)
+    batch = state.next_batch(h, 3)
+    assert batch is not None and (batch.first_seq, batch.last_seq, batch.first_offset) == (2, 4, 3)
+    assert state.last_entry(7).last_seq == 1  # nothing changes before the commit
+    state.commit_next_batch(7, batch, 6)
+    entry = state.last_entry(7)
+    assert (entry.last_seq, entry.last_data_offset, entry.last_timestamp) == (4, 5, NOW + 9)
+    assert list(state.producers) == [8, 7] and state.map_end_offset == 6
+
+
+def test_in_sequence_transactional_batch_starts_a_transaction(log):
+    log.append(data_batch(4, 0, 0, 2))
+    assert log.append(data_batch(4, 0, 2, txn=True)).outcome is AppendOutcome.APPEND
+    assert log.state.ongoing_transactions() == [(4, 2)]
+    check = log.append(data_batch(4, 0, 3))
+    assert check.error_code == ErrorCode.INVALID_TXN_STATE
+
+
+producer_steps = st.lists(
+    st.tuples(
+        st.integers(1, 3),  # producer id
+        st.sampled_from([0, 0, 0, 1]),  # epoch bump
+        st.sampled_from(["next", "next", "next", "zero", "back", "gap"]),
+        st.integers(1, 3),  # records
+    ),
+    max_size=25,
+)
+
+
+@settings(max_examples=50, deadline=None)
+@given(steps=producer_steps, cuts=st.lists(st.integers(1, 4), min_size=1, max_size=25))
+def test_grouped_updates_and_shortcut_equal_one_update_per_batch(tmp_path_factory, steps, cuts):
+    """The accepted batches, applied again in updates of several batches each, and again
+    through `next_batch` where it applies, give the same state: the in-sequence fast path,
+    the shortcut and the general path agree."""
+    log = Log(tmp_path_factory.mktemp("ps"))
+    epochs: dict[int, int] = {}
+    for pid, bump, how, count in steps:
+        epoch = epochs.get(pid, 0) + bump
+        entry = log.state.last_entry(pid)
+        last = entry.last_seq if entry is not None and entry.last_seq >= 0 else -1
+        seq = {"next": last + 1, "zero": 0, "back": max(last - 1, 0), "gap": last + 3}[how]
+        if log.append(data_batch(pid, epoch, seq, count)).outcome is AppendOutcome.APPEND:
+            epochs[pid] = epoch
+    grouped, direct = ProducerStateManager(None), ProducerStateManager(None)
+    batches = [BatchHeader(data) for data, _ in log.written]
+    for h in batches:
+        batch = direct.next_batch(h, h.base_offset)
+        if batch is None:
+            update = direct.prepare_update(AppendOrigin.CLIENT)
+            assert update.append(h).outcome is AppendOutcome.APPEND
+            direct.commit_update(update, h.next_offset)
+        else:
+            direct.commit_next_batch(h.producer_id, batch, h.next_offset)
+    while batches:
+        chunk, batches = batches[: cuts[0]], batches[cuts[0] :]
+        cuts = cuts[1:] or [1]
+        update = grouped.prepare_update(AppendOrigin.CLIENT)
+        for h in chunk:
+            assert update.append(h).outcome is AppendOutcome.APPEND
+        grouped.commit_update(update, chunk[-1].next_offset)
+    assert list(direct.producers) == list(log.state.producers)  # same recency order
+    assert direct.map_end_offset == grouped.map_end_offset == log.log_end_offset
+    for state in (grouped, direct):
+        assert sorted(state.producers) == sorted(log.state.producers)
+        for pid, entry in state.producers.items():
+            live = log.state.producers[pid]
+            assert (entry.producer_epoch, entry.last_timestamp, list(entry.batches)) == (
+                live.producer_epoch, live.last_timestamp, list(live.batches)
+            )
+
+
+# --- producer.id.expiration.ms from the broker config to every log ---------------------------
+
+EXPIRATION_MS = 60_000
+
+
+def idempotent_batch(seq: int, ts: int = NOW) -> bytes:
+    builder = BatchBuilder(producer_id=11, producer_epoch=0, base_sequence=seq)
+    builder.append(ts, b"k", b"v")
+    builder.append(ts, b"k", b"v")
+    return builder.build()
+
+
+def open_logs(engine: str, directory: Path, **kwargs) -> MemoryPartitionLogs | DiskPartitionLogs:
+    if engine == "memory":
+        return MemoryPartitionLogs(**kwargs)
+    return DiskPartitionLogs([directory], **kwargs)
+
+
+@pytest.mark.parametrize("engine", ["memory", "disk"])
+def test_producer_id_expiration_ms_expires_an_idle_producer(tmp_path, engine):
+    logs = open_logs(engine, tmp_path, producer_id_expiration_ms=EXPIRATION_MS)
+    log = logs.create("t", 0, LogConfig(), bytes(16))
+    log.append_as_leader(idempotent_batch(0), 0, NOW)
+    log.append_as_leader(idempotent_batch(2, ts=NOW + 5), 0, NOW)
+    # Idle time counts from the max timestamp of the producer's last batch, as in Kafka.
+    assert log.remove_expired_producers(NOW + 5 + EXPIRATION_MS - 1) == 0
+    assert log.remove_expired_producers(NOW + 5 + EXPIRATION_MS) == 1
+    # The producer is unknown now. Since KIP-360 (Kafka 2.5) a broker accepts an unknown
+    # producer at any sequence instead of answering UNKNOWN_PRODUCER_ID; only a new epoch of
+    # a known producer must start at 0 (OUT_OF_ORDER_SEQUENCE_NUMBER otherwise).
+    info = log.append_as_leader(idempotent_batch(10), 0, NOW)
+    assert not info.duplicate and info.first_offset == 4
+    # ... and its state starts over from that batch.
+    assert log.append_as_leader(idempotent_batch(10), 0, NOW).duplicate
+    with pytest.raises(StorageError) as raised:
+        log.append_as_leader(idempotent_batch(14), 0, NOW)
+    assert raised.value.error_code == ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER
+    logs.close()
+
+
+@pytest.mark.parametrize("expiration_ms", [EXPIRATION_MS, DEFAULT_PRODUCER_ID_EXPIRATION_MS])
+def test_a_reopened_disk_log_drops_producers_expired_under_its_config(tmp_path, expiration_ms):
+    logs = DiskPartitionLogs([tmp_path])
+    logs.create("t", 0, LogConfig(), bytes(16)).append_as_leader(idempotent_batch(0), 0, NOW)
+    logs.close()  # a producer snapshot at the log end
+    logs = DiskPartitionLogs(
+        [tmp_path], producer_id_expiration_ms=expiration_ms,
+        clock_ms=lambda: NOW + EXPIRATION_MS,
+    )
+    log = logs.get("t", 0)
+    assert log is not None
+    kept = log.producer_state.last_entry(11) is not None
+    assert kept == (expiration_ms > EXPIRATION_MS)
+    logs.close()
+
+
+def test_serve_override_reaches_the_producer_state_of_each_log(tmp_path):
+    """`josef serve --override producer.id.expiration.ms=...`: the settings `serve` builds,
+    opened as `serve` opens them."""
+    config = load_broker_config(
+        None, [f"log.dirs={tmp_path}", "producer.id.expiration.ms=1234"], environ={}
+    )
+    broker = Broker.open(config, default_registry())
+    try:
+        broker.auto_create("t")
+        log = broker.logs.get("t", 0)
+        assert log is not None and log.producer_state.producer_id_expiration_ms == 1234
+    finally:
+        asyncio.run(broker.close())

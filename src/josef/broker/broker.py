@@ -87,7 +87,10 @@ class Broker:
         config = load_dynamic_configs(config, log_dirs[0])
         topics = Topics(log_dirs[0], lambda overrides: resolve_topic_config(config, overrides))
         topics.load()
-        logs = DiskPartitionLogs(log_dirs, config_for=topics.config_for)
+        logs = DiskPartitionLogs(
+            log_dirs, config_for=topics.config_for,
+            producer_id_expiration_ms=config.producer_id_expiration_ms,
+        )
         topics.open_logs(logs)
         for topic in topics:
             for plog in topic.logs:

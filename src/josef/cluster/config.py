@@ -549,9 +549,7 @@ BROKER_CONFIGS: dict[str, ConfigDef] = _table(
     ConfigDef(
         "producer.id.expiration.ms", _INT, "86400000",
         "How long the broker keeps an idle idempotent producer's state (1 day).", _L,
-        AT_LEAST_1, honoured=False,
-        note="producer states expire after Kafka's 1-day default; another value is not "
-        "passed to the logs yet"),
+        AT_LEAST_1),
     ConfigDef(
         "producer.id.expiration.check.interval.ms", _INT, "600000",
         "How often producer states older than producer.id.expiration.ms are removed "

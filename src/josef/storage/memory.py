@@ -46,6 +46,7 @@ from josef.storage.errors import (
 )
 from josef.storage.leader_epoch import LeaderEpochCache
 from josef.storage.producer_state import (
+    DEFAULT_PRODUCER_ID_EXPIRATION_MS,
     AppendOrigin,
     AppendOutcome,
     ProducerStateManager,
@@ -92,7 +93,10 @@ _SegmentPredicate = Callable[[_Segment, int], bool]
 class MemoryPartitionLog:
     """One partition's log held in memory (see the module docstring for the contract)."""
 
-    def __init__(self, config: LogConfig, log_start_offset: int = 0) -> None:
+    def __init__(
+        self, config: LogConfig, log_start_offset: int = 0, *,
+        producer_id_expiration_ms: int = DEFAULT_PRODUCER_ID_EXPIRATION_MS,
+    ) -> None:
         self._config = config
         self._segments: list[_Segment] = [_Segment(log_start_offset)]
         self._log_start_offset = log_start_offset
@@ -101,7 +105,9 @@ class MemoryPartitionLog:
         self._recovery_point = log_start_offset
         self._cleaner_checkpoint: int | None = None  # Kafka's cleaner-offset-checkpoint entry
         self._delete_horizon_ms: int | None = None  # when kept tombstones may go (compaction)
-        self.producer_state = ProducerStateManager(None)
+        self.producer_state = ProducerStateManager(
+            None, producer_id_expiration_ms=producer_id_expiration_ms
+        )
         self._epoch_cache = LeaderEpochCache(None)
         self._now_ms = 0  # the latest clock reading seen (producer expiry on a reload)
 
@@ -541,9 +547,13 @@ class _CleanedGroups:
 
 
 class MemoryPartitionLogs:
-    """A set of in-memory partition logs (Kafka's LogManager without log dirs)."""
+    """A set of in-memory partition logs (Kafka's LogManager without log dirs).
+    `producer_id_expiration_ms` is the broker's producer.id.expiration.ms."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self, *, producer_id_expiration_ms: int = DEFAULT_PRODUCER_ID_EXPIRATION_MS
+    ) -> None:
+        self._producer_id_expiration_ms = producer_id_expiration_ms
         self._logs: dict[tuple[str, int], MemoryPartitionLog] = {}
         self._topic_ids: dict[tuple[str, int], bytes] = {}
 
@@ -563,7 +573,9 @@ class MemoryPartitionLogs:
                     ErrorCode.INCONSISTENT_TOPIC_ID,
                 )
             return existing
-        log = MemoryPartitionLog(config)
+        log = MemoryPartitionLog(
+            config, producer_id_expiration_ms=self._producer_id_expiration_ms
+        )
         self._logs[key] = log
         self._topic_ids[key] = topic_id
         return log

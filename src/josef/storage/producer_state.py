@@ -16,6 +16,13 @@ Contract for a partition log (single writer, the event loop; no locks):
     for txn in completed:                                 # txn.last_stable_offset is set
         if txn.is_aborted: segment.txn_index.append(...)
 
+The common idempotent append, a single batch right after its producer's last one, has a
+shortcut with the same effect and no update object:
+
+    batch = state.next_batch(header, base_offset)         # None: use prepare_update
+    <write the bytes>
+    state.commit_next_batch(header.producer_id, batch, log_end_offset)
+
 As in Kafka, only CLIENT appends look for duplicates and check sequences; COORDINATOR
 appends (transaction markers) check epochs; REPLICATION appends and recovery
 (`update_from_batch`) are trusted. Duplicates are searched among the last 5 batches of a
@@ -40,6 +47,7 @@ import struct
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from crc32c import crc32c
 
@@ -122,8 +130,10 @@ def in_sequence(last_seq: int, next_seq: int) -> bool:
     return next_seq == last_seq + 1 or (next_seq == 0 and last_seq == INT32_MAX)
 
 
-@dataclass(frozen=True, slots=True)
-class BatchMetadata:
+class BatchMetadata(NamedTuple):
+    """A retained batch of a producer (a tuple: built on every idempotent append, and a
+    frozen dataclass's __init__ costs several times more)."""
+
     last_seq: int
     last_offset: int
     offset_delta: int  # last_offset - first_offset, which is also last_seq - first_seq
@@ -177,12 +187,32 @@ class ProducerStateEntry:
         self.batches.append(BatchMetadata(last_seq, last_offset, offset_delta, timestamp))
         self.last_timestamp = timestamp
 
+    def next_batch(self, header: BatchHeader, base_offset: int) -> BatchMetadata | None:
+        """The metadata of `header`, written at `base_offset`, if it is the common idempotent
+        append: a data batch of the current epoch whose first sequence follows the last one,
+        inside a transaction exactly when one is ongoing. Such a batch passes every check and
+        cannot be a duplicate (the retained batches start at or before last_seq), so it needs
+        no search and no ProducerAppendInfo. None: take the general path."""
+        batches = self.batches
+        if (
+            not batches
+            or header.producer_epoch != self.producer_epoch
+            or header.is_control
+            or header.is_transactional != (self.current_txn_first_offset >= 0)
+        ):
+            return None
+        last_seq, first_seq = batches[-1].last_seq, header.base_sequence
+        if first_seq != last_seq + 1 and not (first_seq == 0 and last_seq == INT32_MAX):
+            return None
+        delta = header.last_offset_delta
+        return BatchMetadata(header.last_sequence, base_offset + delta, delta, header.max_timestamp)
+
     def find_duplicate(self, header: BatchHeader) -> BatchMetadata | None:
         if header.producer_epoch != self.producer_epoch:
             return None
         first_seq, last_seq = header.base_sequence, header.last_sequence
         for batch in self.batches:
-            if batch.first_seq == first_seq and batch.last_seq == last_seq:
+            if batch.last_seq == last_seq and batch.first_seq == first_seq:
                 return batch
         return None
 
@@ -310,11 +340,14 @@ class ProducerAppendInfo:
 class ProducerStateUpdate:
     """All producer-state changes of one append; applied by `commit_update` only."""
 
-    __slots__ = ("_manager", "completed", "failed", "infos", "origin")
+    __slots__ = ("_manager", "completed", "failed", "infos", "next_batches", "origin")
 
     def __init__(self, manager: ProducerStateManager, origin: AppendOrigin) -> None:
         self._manager = manager
         self.origin = origin
+        # The fast path (`ProducerStateEntry.next_batch`): one batch per producer id, to be
+        # appended to its entry. A second batch of that producer moves it to `infos`.
+        self.next_batches: dict[int, BatchMetadata] = {}
         self.infos: dict[int, ProducerAppendInfo] = {}
         self.completed: list[CompletedTxn] = []
         self.failed = False
@@ -333,6 +366,11 @@ class ProducerStateUpdate:
             return APPEND
         manager = self._manager
         current = manager.producers.get(pid)
+        if current is not None and pid not in self.infos and pid not in self.next_batches:
+            batch = current.next_batch(header, header.base_offset)
+            if batch is not None:
+                self.next_batches[pid] = batch
+                return APPEND
         if self.origin is AppendOrigin.CLIENT and current is not None:
             duplicate = current.find_duplicate(header)
             if duplicate is not None:
@@ -350,6 +388,10 @@ class ProducerStateUpdate:
                     self.failed = True
                     return full
             info = self.infos[pid] = ProducerAppendInfo(pid, current, self.origin)
+            staged = self.next_batches.pop(pid, None)
+            if staged is not None:
+                info.updated.batches.append(staged)
+                info.updated.last_timestamp = staged.timestamp
         if header.is_control:
             if header.record_count == 0:
                 return APPEND
@@ -483,6 +525,9 @@ class ProducerStateManager:
         assert not update.failed, "an update that returned ERROR or DUPLICATE was committed"
         assert update._manager is self
         producers = self.producers
+        # Before `infos`: a new producer there may evict an idle one, never one appended to.
+        for pid, batch in update.next_batches.items():
+            self._append_next(pid, batch)
         for pid, info in update.infos.items():
             current = producers.pop(pid, None)
             if current is None:
@@ -506,10 +551,37 @@ class ProducerStateManager:
         self.map_end_offset = log_end_offset
         return completed
 
+    def next_batch(self, header: BatchHeader, base_offset: int) -> BatchMetadata | None:
+        """The shortcut for an append of a single batch with a producer id, written at
+        `base_offset` (the header may not hold it yet): its metadata when
+        it directly follows its producer's last batch (`ProducerStateEntry.next_batch`), to
+        pass to `commit_next_batch` after the write; None: use `prepare_update`. Never
+        changes `state`; the result is that of an update with this one batch, any origin."""
+        entry = self.producers.get(header.producer_id)
+        return None if entry is None else entry.next_batch(header, base_offset)
+
+    def commit_next_batch(
+        self, producer_id: int, batch: BatchMetadata, log_end_offset: int
+    ) -> None:
+        """Apply a `next_batch` result once its bytes are written, nothing else having
+        changed the state in between (single writer)."""
+        self._append_next(producer_id, batch)
+        self.map_end_offset = log_end_offset
+
+    def _append_next(self, producer_id: int, batch: BatchMetadata) -> None:
+        entry = self.producers.pop(producer_id)
+        entry.batches.append(batch)
+        entry.last_timestamp = batch.timestamp
+        self.producers[producer_id] = entry  # most recently appending last
+
     def update_from_batch(
         self, header: BatchHeader, marker: EndTransactionMarker | None = None
     ) -> list[CompletedTxn]:
         """Recovery replay of one batch, trusted as written (no checks)."""
+        batch = self.next_batch(header, header.base_offset)
+        if batch is not None:
+            self.commit_next_batch(header.producer_id, batch, header.last_offset + 1)
+            return []
         update = ProducerStateUpdate(self, AppendOrigin.REPLICATION)
         update.append(header, marker)
         return self.commit_update(update, header.last_offset + 1)

@@ -73,9 +73,11 @@ from josef.storage.errors import (
 )
 from josef.storage.leader_epoch import LEADER_EPOCH_CHECKPOINT, CorruptCheckpoint, LeaderEpochCache
 from josef.storage.producer_state import (
+    DEFAULT_PRODUCER_ID_EXPIRATION_MS,
     SNAPSHOT_SUFFIX,
     AppendOrigin,
     AppendOutcome,
+    BatchMetadata,
     CompletedTxn,
     CorruptSnapshotError,
     ProducerSnapshot,
@@ -142,6 +144,7 @@ class DiskPartitionLog:
     def __init__(
         self, directory: str, config: LogConfig, segments: list[LogSegment],
         log_start_offset: int, recovery_point: int, high_watermark: int, rng: random.Random,
+        producer_id_expiration_ms: int = DEFAULT_PRODUCER_ID_EXPIRATION_MS,
     ) -> None:
         self.directory = directory
         self._config = config
@@ -157,7 +160,9 @@ class DiskPartitionLog:
         self._closed = False
         self._jitter = (-1, 0)  # (base_offset of the active segment, its roll jitter)
         self._now_ms = 0  # the latest clock reading seen (producer expiry on a reload)
-        self.producer_state = ProducerStateManager(Path(directory))
+        self.producer_state = ProducerStateManager(
+            Path(directory), producer_id_expiration_ms=producer_id_expiration_ms
+        )
         self._pending_snapshots: list[ProducerSnapshot] = []
         epochs_path = Path(directory) / LEADER_EPOCH_CHECKPOINT
         self._epochs_lost = False  # the checkpoint was corrupt: rebuild from batch headers
@@ -178,6 +183,7 @@ class DiskPartitionLog:
         cls, directory: str, config: LogConfig, *, now_ms: int, log_start_offset: int = 0,
         recovery_point: int = 0, high_watermark: int = 0, clean_shutdown: bool = False,
         rng: random.Random | None = None,
+        producer_id_expiration_ms: int = DEFAULT_PRODUCER_ID_EXPIRATION_MS,
     ) -> DiskPartitionLog:
         """Open (or create) the log in `directory`. Segments below the one holding
         recovery_point are trusted; the rest are recovered (scanned, validated, cut at the
@@ -227,7 +233,7 @@ class DiskPartitionLog:
         high_watermark = min(max(high_watermark, log_start_offset), log_end_offset)
         log = cls(
             directory, config, segments, log_start_offset, recovery_point, high_watermark,
-            rng or random.Random(),
+            rng or random.Random(), producer_id_expiration_ms,
         )
         try:
             log._load_state(now_ms)
@@ -425,8 +431,14 @@ class DiskPartitionLog:
         total = len(records)
         self._check_fits_a_segment(total)
         log_append_time = now_ms if self._config.message_timestamp_type == _LOG_APPEND_TIME else -1
-        if len(headers) == 1 and log_append_time < 0 and headers[0].producer_id < 0:
-            return self._append_one(records, headers[0], leader_epoch, now_ms)
+        if len(headers) == 1 and log_append_time < 0:
+            h = headers[0]
+            if h.producer_id < 0:
+                return self._append_one(records, h, leader_epoch, now_ms, None)
+            # An idempotent batch right after its producer's last one: no update object.
+            next_batch = self.producer_state.next_batch(h, self.log_end_offset)
+            if next_batch is not None:
+                return self._append_one(records, h, leader_epoch, now_ms, next_batch)
         view = memoryview(records)
         whole = bytearray(records) if 2 * len(headers) > _IOV_MAX else None
         buffers: list[bytes | bytearray | memoryview] = [whole] if whole is not None else []
@@ -478,10 +490,12 @@ class DiskPartitionLog:
         return self._append_info(headers, batches, holder, log_append_time)
 
     def _append_one(
-        self, records: bytes | memoryview, h: BatchHeader, leader_epoch: int, now_ms: int
+        self, records: bytes | memoryview, h: BatchHeader, leader_epoch: int, now_ms: int,
+        next_batch: BatchMetadata | None,
     ) -> AppendInfo:
-        """The common produce: one batch, CreateTime, no producer id. Only the 16 bytes
-        before the magic byte change (base_offset, batch_length, partition_leader_epoch)."""
+        """The common produce: one batch, CreateTime, with no producer id or with
+        `next_batch`, the producer-state shortcut's metadata. Only the 16 bytes before the
+        magic byte change (base_offset, batch_length, partition_leader_epoch)."""
         active = self._segments[-1]
         offset = active.next_offset
         last = offset + h.last_offset_delta
@@ -508,6 +522,8 @@ class DiskPartitionLog:
             [_PREFIX.pack(offset, h.batch_length, leader_epoch), memoryview(records)[16:size]],
             offset, last, max_ts, size, now_ms,
         )
+        if next_batch is not None:
+            self.producer_state.commit_next_batch(h.producer_id, next_batch, last + 1)
         if leader_epoch >= 0 and self._epoch_cache.latest_epoch != leader_epoch:
             self._assign_epoch(leader_epoch, offset)
         count = h.record_count

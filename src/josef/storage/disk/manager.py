@@ -43,6 +43,7 @@ from josef.storage.disk.checkpoint import (
 from josef.storage.disk.log import DiskPartitionLog
 from josef.storage.errors import StorageError
 from josef.storage.files import fsync_dir, write_atomically
+from josef.storage.producer_state import DEFAULT_PRODUCER_ID_EXPIRATION_MS
 
 PARTITION_METADATA = "partition.metadata"
 _DELETE_SUFFIX = "-delete"  # Kafka renames a deleted partition's dir to <name>.<uuid>-delete
@@ -78,16 +79,19 @@ def _parse_dir_name(name: str) -> tuple[str, int] | None:
 
 
 class DiskPartitionLogs:
-    """The partition logs under `log_dirs`; configs come from `config_for(topic)`."""
+    """The partition logs under `log_dirs`; configs come from `config_for(topic)`, and
+    `producer_id_expiration_ms` is the broker's producer.id.expiration.ms."""
 
     def __init__(
         self, log_dirs: Sequence[str | Path], *,
         config_for: Callable[[str], LogConfig] = _default_config,
         clock_ms: Callable[[], int] = _wall_clock_ms, rng: random.Random | None = None,
+        producer_id_expiration_ms: int = DEFAULT_PRODUCER_ID_EXPIRATION_MS,
     ) -> None:
         assert log_dirs, "at least one log dir"
         self._log_dirs = [str(d) for d in log_dirs]
         self._clock_ms = clock_ms
+        self._producer_id_expiration_ms = producer_id_expiration_ms
         self._rng = rng or random.Random()
         self._logs: dict[tuple[str, int], DiskPartitionLog] = {}
         self._dir_of: dict[tuple[str, int], str] = {}
@@ -122,6 +126,7 @@ class DiskPartitionLogs:
                 recovery_point=recovery_points.get(key, 0),
                 high_watermark=high_watermarks.get(key, 0),
                 clean_shutdown=clean and key in recovery_points, rng=self._rng,
+                producer_id_expiration_ms=self._producer_id_expiration_ms,
             )
             self._dir_of[key] = log_dir
             self._topic_ids[key] = _read_topic_id(path)
@@ -159,7 +164,10 @@ class DiskPartitionLogs:
             os.path.join(path, PARTITION_METADATA),
             f"version: 0\ntopic_id: {encode_topic_id(topic_id)}\n".encode(),
         )
-        log = DiskPartitionLog.open(path, config, now_ms=self._clock_ms(), rng=self._rng)
+        log = DiskPartitionLog.open(
+            path, config, now_ms=self._clock_ms(), rng=self._rng,
+            producer_id_expiration_ms=self._producer_id_expiration_ms,
+        )
         self._logs[key] = log
         self._dir_of[key] = log_dir
         self._topic_ids[key] = topic_id

@@ -383,3 +383,21 @@ def test_batches_iterates_whole_stored_batches(tmp_path: Path) -> None:
     assert all(h.crc_valid() and h.partition_leader_epoch == 3 for h in log.batches(7))
     assert list(log.batches(30)) == []
     log.close()
+
+
+def test_recovery_keeps_the_segment_file_time(tmp_path: Path) -> None:
+    """A rescanned segment keeps its file's modification time (Kafka's lastModified): an
+    empty segment left by a truncation or the cleaner is not taken for infinitely old by
+    retention.ms, nor rolled at once by segment.ms when batches carry no timestamp."""
+    log = open_log(tmp_path)
+    log.append_as_leader(batch(2), 0, NOW)
+    log.truncate_to(0)  # empty again, through a rescan
+    log.close_without_flush()  # no clean-shutdown marker: reopening recovers (rescans)
+    path = tmp_path / f"{0:020d}.log"
+    mtime_ms = os.stat(path).st_mtime_ns // 1_000_000
+    reopened = open_log(tmp_path)
+    try:
+        (segment,) = reopened.segments
+        assert segment.size == 0 and segment.last_append_ms == mtime_ms
+    finally:
+        reopened.close()

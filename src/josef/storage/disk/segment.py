@@ -141,6 +141,10 @@ class LogSegment:
         self._indexes_unsynced = False
         self.size = 0
         self.flushed_size = 0
+        # Clock times of the file, not of its contents: a rescan (recovery, truncation)
+        # keeps them, as Kafka's lastModified is the file's.
+        self.first_append_ms = -1  # for segment.ms when no batch has a timestamp
+        self.last_append_ms = -1
         self._reset_state(config)
 
     def _reset_state(self, config: LogConfig) -> None:
@@ -151,8 +155,6 @@ class LogSegment:
         self.max_timestamp = -1
         self.offset_of_max_timestamp = -1  # base_offset of the first batch holding it
         self.first_batch_timestamp = -1  # Kafka's rollingBasedTimestamp
-        self.first_append_ms = -1
-        self.last_append_ms = -1
         self.bytes_since_last_index_entry = 0
         self.sealed = False  # finalized: rolled, closed or written by the cleaner
 

@@ -1,41 +1,86 @@
 """Random operation sequences on every engine give the answers of a plain model.
 
 The model is a list of segments, each a list of (offset, stored batch bytes), plus
-log_start_offset, log_end_offset and high_watermark; its rules are Kafka's, written as plainly
-as possible. The engine under test runs with segment.bytes = 1 KiB so it rolls often, and the
-disk engine is restarted (closed and reopened from its directory) at random points.
+log_start_offset, log_end_offset, high_watermark and the cleaner checkpoint; its rules are
+Kafka's, written as plainly as possible. The engine under test runs with segment.bytes = 512
+so it rolls often, and the disk engine is restarted (closed and reopened from its directory)
+at random points.
+
+Compaction (Kafka's LogCleaner as josef.storage.compaction documents it) is modelled on the
+records of each batch, (offset, key, value, timestamp): a round cleans the segments below the
+first uncleanable offset (the active segment's base, the high watermark, the first segment
+within min.compaction.lag.ms), keeps each key's latest record, keeps null-key records (the
+storage engine accepts them: the broker's produce handler is what refuses them on a compacted
+topic), drops a tombstone once its batch's delete horizon (delete.retention.ms after the
+round that first kept it) has passed, and rebuilds a changed batch with its offsets, so reads
+go through the gaps. The model encodes the rebuilt batches itself (josef.records codecs only),
+so reads compare bytes exactly.
 """
 
 from __future__ import annotations
 
+import itertools
 import shutil
 import struct
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+)
 
-from josef.records.batch import BatchHeader, iter_batches
+from josef.records.batch import DELETE_HORIZON_FLAG, HEADER_SIZE, BatchHeader, iter_batches
+from josef.records.records import Record, encode_records, iter_records, record_timestamp
 from josef.storage.api import LogConfig
+from josef.storage.disk.cleaner import LogCleaner
+from josef.storage.disk.log import DiskPartitionLog
 from josef.storage.errors import OffsetOutOfRange
+from josef.storage.memory import MemoryPartitionLog
 from tests.storage.conftest import LogFactory, build_batch, disk_logs_class
 
 SEGMENT_BYTES = 512  # tiny, so that segments roll every few appends
 CONFIG = LogConfig(segment_bytes=SEGMENT_BYTES, retention_ms=-1, retention_bytes=-1)
 EPOCHS = st.integers(min_value=0, max_value=5)
-VALUES = st.lists(st.binary(min_size=20, max_size=60), min_size=1, max_size=5)  # 2-6 per segment
+# Few keys, so that whole batches and segments get superseded; 1 in 8 records has no key.
+KEYS = st.sampled_from([b"a", b"b", b"c"] * 2 + [b"d", None])
+# 1 in 4 values is None, a tombstone.
+VALUES = st.tuples(st.binary(min_size=20, max_size=60), st.integers(0, 3)).map(
+    lambda drawn: drawn[0] if drawn[1] else None
+)
+ENTRIES = st.lists(st.tuples(KEYS, VALUES), min_size=1, max_size=5)  # 2-6 batches a segment
 ADVANCE = st.integers(min_value=0, max_value=50)  # ms between appends
+POLICIES = st.sampled_from([frozenset({"compact"}), frozenset({"compact", "delete"}),
+                            frozenset({"delete"})])
+DELETE_RETENTION_MS = st.sampled_from([0, 100, 24 * 3600 * 1000])  # 0, a few steps, 1 day
+MIN_COMPACTION_LAG_MS = st.sampled_from([0, 0, 60, 200])
+# A disk segment's last-modified time after a restart is its file's mtime: the wall clock,
+# far beyond the test's clock (a file the cleaner wrote last keeps the time it set).
+WALL_CLOCK = 1 << 62
+
+
+class ModelRecord(NamedTuple):
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    timestamp: int
 
 
 @dataclass
 class ModelSegment:
     base_offset: int
     batches: list[tuple[int, bytes]] = field(default_factory=list)  # (base_offset, bytes)
+    last_modified_ms: int = -1  # the last append's clock (Kafka: the file's mtime)
+    mtime_set_by_cleaner: bool = False  # its file was last written by a cleaning round
 
     @property
     def size(self) -> int:
@@ -45,9 +90,45 @@ class ModelSegment:
     def max_timestamp(self) -> int:
         return max((BatchHeader(b).max_timestamp for _, b in self.batches), default=-1)
 
+    @property
+    def largest_timestamp(self) -> int:
+        """Kafka's LogSegment.largestTimestamp: max record timestamp, else last modified."""
+        max_timestamp = self.max_timestamp
+        return max_timestamp if max_timestamp >= 0 else self.last_modified_ms
+
 
 def next_offset(batch: bytes) -> int:
     return BatchHeader(batch).next_offset
+
+
+def records_of(batch: bytes) -> list[ModelRecord]:
+    header = BatchHeader(batch)
+    return [
+        ModelRecord(header.base_offset + r.offset_delta, r.key, r.value,
+                    record_timestamp(header, r))
+        for r in iter_records(header)
+    ]
+
+
+def rebuilt(batch: bytes, kept: list[ModelRecord], delete_horizon_ms: int | None) -> bytes:
+    """`batch` holding only `kept` (Kafka's buildRetainedRecordsInto): same header fields but
+    the record count, timestamps and the KIP-534 delete horizon (kept in base_timestamp)."""
+    header = BatchHeader(batch)
+    base_timestamp = kept[0].timestamp if delete_horizon_ms is None else delete_horizon_ms
+    section = encode_records([
+        Record(r.offset - header.base_offset, r.timestamp - base_timestamp, r.key, r.value)
+        for r in kept
+    ])
+    attributes = header.attributes & ~DELETE_HORIZON_FLAG
+    if delete_horizon_ms is not None:
+        attributes |= DELETE_HORIZON_FLAG
+    out = bytearray(batch[:HEADER_SIZE]) + section
+    struct.pack_into(">i", out, 8, len(out) - 12)  # batch_length
+    struct.pack_into(">h", out, 21, attributes)
+    struct.pack_into(">qq", out, 27, base_timestamp, max(r.timestamp for r in kept))
+    struct.pack_into(">i", out, 57, len(kept))  # record count
+    BatchHeader(out).update_crc()
+    return bytes(out)
 
 
 class LogMachine(RuleBasedStateMachine):
@@ -57,12 +138,15 @@ class LogMachine(RuleBasedStateMachine):
         super().__init__()
         self.dir = Path(tempfile.mkdtemp(prefix="josef-model-"))
         self.engine = LogFactory(self.kind, self.dir)
+        self.config = CONFIG
         self.log = self.engine.open(CONFIG)
         self.segments = [ModelSegment(0)]
         self.log_start_offset = 0
         self.log_end_offset = 0
         self.high_watermark = 0
+        self.cleaner_checkpoint: int | None = None  # Kafka's cleaner-offset-checkpoint entry
         self.now_ms = 1_000_000
+        self.cleaner = self.new_cleaner()
 
     def teardown(self) -> None:
         self.engine.close()
@@ -92,6 +176,112 @@ class LogMachine(RuleBasedStateMachine):
         self.log_start_offset = max(self.log_start_offset, self.segments[0].base_offset)
         return count
 
+    def set_config(self, config: LogConfig) -> None:
+        """A topic config change: the log now, and the reopened log after a restart."""
+        self.config = self.engine.config = config
+        self.log.update_config(config)
+
+    def clean_engine(self) -> int | None:
+        """One forced cleaning round by the engine's cleaner; its new checkpoint."""
+        if isinstance(self.log, MemoryPartitionLog):
+            stats = self.log.clean(self.now_ms, force=True)
+        else:
+            assert isinstance(self.log, DiskPartitionLog)
+            assert self.cleaner is not None
+            stats = self.cleaner.clean(self.log, self.now_ms, force=True)
+        return None if stats is None else stats.end_offset
+
+    def new_cleaner(self) -> LogCleaner | None:
+        """The disk engine's cleaner, made with its manager as a broker does (it validates
+        the checkpoints it reads before anything else happens to the logs)."""
+        if self.kind == "memory":
+            return None
+        return LogCleaner(self.engine.logs)  # type: ignore[arg-type]
+
+    # --- the cleaner's rules --------------------------------------------------------------------
+    def first_uncleanable_offset(self, first_dirty: int) -> int:
+        """Below the active segment and the high watermark (no transactions here: it is the
+        last stable offset), and below the first dirty segment within min.compaction.lag.ms."""
+        first_uncleanable = min(self.high_watermark, self.segments[-1].base_offset)
+        lag = self.config.min_compaction_lag_ms
+        if lag <= 0:
+            return first_uncleanable
+        for segment, after in itertools.pairwise(self.segments):
+            if after.base_offset > first_dirty and segment.largest_timestamp > self.now_ms - lag:
+                return min(first_uncleanable, segment.base_offset)
+        return first_uncleanable
+
+    def clean_model(self) -> int | None:
+        """Kafka's forced cleaning round on the model; returns the new checkpoint."""
+        if not self.config.compact or len(self.segments) < 2:
+            return None
+        first_dirty = self.cleaner_checkpoint
+        if first_dirty is None or not self.log_start_offset <= first_dirty <= self.log_end_offset:
+            first_dirty = self.log_start_offset
+        end = self.first_uncleanable_offset(first_dirty)
+        first_dirty = min(first_dirty, end)
+        latest: dict[bytes, int] = {}  # the offset map: key -> its latest offset
+        for _, batch in self.batches():
+            for record in records_of(batch):
+                if first_dirty <= record.offset < end and record.key is not None:
+                    latest[record.key] = record.offset
+        cleaned: list[ModelSegment] = []
+        for group in self.groups_below(end):
+            kept: list[tuple[int, bytes]] = []
+            changed = len(group) > 1
+            for base_offset, batch in (b for s in group for b in s.batches):
+                out = self.filter_batch(batch, latest, end)
+                changed = changed or out != batch
+                if out is not None:
+                    kept.append((base_offset, out))
+            if not changed:
+                cleaned.append(group[0])
+                continue
+            last_modified = max(s.last_modified_ms for s in group)
+            cleaned.append(ModelSegment(group[0].base_offset, kept, last_modified, True))
+        self.segments[: sum(len(g) for g in self.groups_below(end))] = cleaned
+        self.cleaner_checkpoint = end
+        return end
+
+    def groups_below(self, end: int) -> list[list[ModelSegment]]:
+        """Kafka's groupSegmentsBySize: the non-active segments starting below `end`,
+        consecutive ones together while their bytes fit one segment."""
+        groups: list[list[ModelSegment]] = []
+        for segment in self.segments[:-1]:
+            if segment.base_offset >= end:
+                break
+            if groups and sum(s.size for s in groups[-1]) + segment.size <= SEGMENT_BYTES:
+                groups[-1].append(segment)
+            else:
+                groups.append([segment])
+        return groups
+
+    def filter_batch(self, batch: bytes, latest: dict[bytes, int], end: int) -> bytes | None:
+        """Kafka's shouldRetainRecord on each record; None when nothing is left."""
+        header = BatchHeader(batch)
+        if header.base_offset >= end:
+            return batch
+        horizon_passed = header.has_delete_horizon and header.base_timestamp <= self.now_ms
+        records = records_of(batch)
+        kept = [
+            r for r in records
+            if r.offset >= end or r.key is None or (
+                r.offset >= latest.get(r.key, -1) and not (r.value is None and horizon_passed)
+            )
+        ]
+        if not kept:
+            return None
+        # A tombstone kept for the first time starts its delete.retention.ms.
+        new_horizon = any(r.value is None for r in kept) and not header.has_delete_horizon
+        if len(kept) == len(records) and not new_horizon:
+            return batch
+        horizon: int | None = None
+        if new_horizon:
+            horizon = self.now_ms + self.config.delete_retention_ms
+        elif header.has_delete_horizon:
+            horizon = header.base_timestamp
+        return rebuilt(batch, kept, horizon)
+
     # --- rules --------------------------------------------------------------------------------
     def store(self, stored: bytes) -> None:
         """Kafka's roll-on-size, then the batch goes to the active segment."""
@@ -101,28 +291,41 @@ class LogMachine(RuleBasedStateMachine):
             active = ModelSegment(base_offset)
             self.segments.append(active)
         active.batches.append((base_offset, stored))
+        active.last_modified_ms = self.now_ms
+        active.mtime_set_by_cleaner = False
         self.log_end_offset = next_offset(stored)
 
-    @rule(values=VALUES, epoch=EPOCHS, advance=ADVANCE)
-    def append(self, values: list[bytes], epoch: int, advance: int) -> None:
-        self.now_ms += advance
-        produced = build_batch(values, [self.now_ms] * len(values))
-        info = self.log.append_as_leader(produced, epoch, self.now_ms)
-        assert (info.first_offset, info.last_offset, info.log_start_offset) == (
-            self.log_end_offset,
-            self.log_end_offset + len(values) - 1,
-            self.log_start_offset,
-        )
-        stored = bytearray(produced)
-        struct.pack_into(">qii", stored, 0, self.log_end_offset, len(produced) - 12, epoch)
-        self.store(bytes(stored))
+    @rule(produced=st.lists(ENTRIES, min_size=1, max_size=3), epoch=EPOCHS, advance=ADVANCE)
+    def append(self, produced: list[list[tuple[bytes | None, bytes | None]]], epoch: int,
+               advance: int) -> None:
+        self.produce(produced, epoch, advance)
 
-    @rule(values=VALUES, gap=st.integers(min_value=0, max_value=3), advance=ADVANCE)
-    def replicate(self, values: list[bytes], gap: int, advance: int) -> None:
+    def produce(self, produced: list[list[tuple[bytes | None, bytes | None]]], epoch: int,
+                advance: int) -> None:
+        """Produce requests, one batch each (several per step: a log worth compacting)."""
+        for entries in produced:
+            self.now_ms += advance
+            keys, values = [k for k, _ in entries], [v for _, v in entries]
+            timestamps = [self.now_ms + i for i in range(len(entries))]  # deltas get rebuilt
+            batch = build_batch(values, timestamps, keys)
+            info = self.log.append_as_leader(batch, epoch, self.now_ms)
+            assert (info.first_offset, info.last_offset, info.log_start_offset) == (
+                self.log_end_offset,
+                self.log_end_offset + len(values) - 1,
+                self.log_start_offset,
+            )
+            stored = bytearray(batch)
+            struct.pack_into(">qii", stored, 0, self.log_end_offset, len(batch) - 12, epoch)
+            self.store(bytes(stored))
+
+    @rule(entries=ENTRIES, gap=st.integers(min_value=0, max_value=3), advance=ADVANCE)
+    def replicate(self, entries: list[tuple[bytes | None, bytes | None]], gap: int,
+                  advance: int) -> None:
         """A follower append: offsets as given, gaps allowed (compacted leaders have them)."""
         self.now_ms += advance
         base_offset = self.log_end_offset + gap
-        batch = build_batch(values, [self.now_ms] * len(values), base_offset=base_offset)
+        keys, values = [k for k, _ in entries], [v for _, v in entries]
+        batch = build_batch(values, [self.now_ms] * len(values), keys, base_offset=base_offset)
         info = self.log.append_as_follower(batch, self.now_ms)
         assert (info.first_offset, info.last_offset) == (
             base_offset,
@@ -186,14 +389,25 @@ class LogMachine(RuleBasedStateMachine):
     def truncate_to(self, data: st.DataObject) -> None:
         offset = data.draw(st.sampled_from(self.truncation_points()))
         self.log.truncate_to(offset)
+        if isinstance(self.log, DiskPartitionLog):  # the caller's part (Kafka's truncateTo)
+            assert self.cleaner is not None
+            self.cleaner.truncate_checkpoint(self.log, offset)
+            self.cleaner.write_checkpoints()
         if offset >= self.log_end_offset:
             return
         self.segments = [s for s in self.segments if s.base_offset <= offset]
         active = self.segments[-1]
-        active.batches = [(o, b) for o, b in active.batches if o < offset]
+        remaining = [(o, b) for o, b in active.batches if o < offset]
+        if remaining != active.batches:
+            active.batches = remaining
+            active.mtime_set_by_cleaner = False  # the file was cut
+            if not remaining:
+                active.last_modified_ms = -1
         self.log_start_offset = min(self.log_start_offset, offset)
         self.log_end_offset = offset
         self.high_watermark = min(self.high_watermark, offset)
+        if self.cleaner_checkpoint is not None:  # Kafka's maybeTruncateCheckpoint
+            self.cleaner_checkpoint = min(self.cleaner_checkpoint, offset)
 
     @rule()
     def roll(self) -> None:
@@ -220,7 +434,11 @@ class LogMachine(RuleBasedStateMachine):
             self.log.set_high_watermark(self.log_end_offset)
             self.high_watermark = self.log_end_offset
         # Exact fits matter most: limits at a segment's age / the bytes after it, +- 1.
-        ages = [self.now_ms - s.max_timestamp + d for s in self.segments[:-1] for d in (-1, 0, 1)]
+        ages = [
+            self.now_ms - s.largest_timestamp + d
+            for s in self.segments[:-1] if s.largest_timestamp < WALL_CLOCK
+            for d in (-1, 0, 1)
+        ]
         retention_ms = data.draw(st.just(-1) | st.sampled_from(ages or [-1]))
         kept = [
             sum(s.size for s in self.segments[i:]) + d
@@ -231,15 +449,15 @@ class LogMachine(RuleBasedStateMachine):
         retention_bytes = data.draw(
             st.integers(min_value=-1, max_value=total + 10) | st.sampled_from(kept)
         )
-        config = replace(CONFIG, retention_ms=retention_ms, retention_bytes=retention_bytes)
+        config = replace(self.config, retention_ms=retention_ms, retention_bytes=retention_bytes)
         self.log.update_config(config)
         deleted = 0
-        if retention_ms >= 0:
+        if retention_ms >= 0 and config.delete:
             deleted += self.delete_segments(
-                lambda segment, _next_base: self.now_ms - segment.max_timestamp > retention_ms
+                lambda segment, _next_base: self.now_ms - segment.largest_timestamp > retention_ms
             )
         total = sum(s.size for s in self.segments)
-        if retention_bytes >= 0 and total >= retention_bytes:
+        if retention_bytes >= 0 and total >= retention_bytes and config.delete:
             excess = total - retention_bytes
 
             def over_size(segment: ModelSegment, _next_base: int) -> bool:
@@ -254,7 +472,40 @@ class LogMachine(RuleBasedStateMachine):
             lambda _segment, next_base: next_base <= self.log_start_offset
         )
         assert self.log.apply_retention(self.now_ms) == deleted
-        self.log.update_config(CONFIG)
+        self.log.update_config(self.config)
+
+    @initialize(policy=POLICIES, delete_retention_ms=DELETE_RETENTION_MS,
+                lag=MIN_COMPACTION_LAG_MS, produced=st.lists(ENTRIES, max_size=12))
+    def create_topic(self, policy: frozenset[str], delete_retention_ms: int, lag: int,
+                     produced: list[list[tuple[bytes | None, bytes | None]]]) -> None:
+        """The topic's config (mostly compacted) and a first few segments, so that the
+        cleaning rounds of a short run have something to do."""
+        self.configure(policy, delete_retention_ms, lag)
+        self.produce(produced, 0, 10)
+
+    @rule(policy=POLICIES, delete_retention_ms=DELETE_RETENTION_MS, lag=MIN_COMPACTION_LAG_MS)
+    def configure(self, policy: frozenset[str], delete_retention_ms: int, lag: int) -> None:
+        """cleanup.policy and the compaction settings change at any point (AlterConfigs)."""
+        self.set_config(replace(
+            self.config, cleanup_policy=policy, delete_retention_ms=delete_retention_ms,
+            min_compaction_lag_ms=lag,
+        ))
+
+    @rule(advance=ADVANCE, hw_to_end=st.booleans())
+    def roll_and_clean(self, advance: int, hw_to_end: bool) -> None:
+        """A round after a roll: all but the new, empty active segment is cleanable."""
+        self.roll()
+        self.clean(advance, hw_to_end)
+
+    @rule(advance=ADVANCE, hw_to_end=st.booleans())
+    def clean(self, advance: int, hw_to_end: bool) -> None:
+        """A cleaning round (forced: due or not), the clock moved on first."""
+        self.now_ms += advance
+        if hw_to_end:  # the cleaner stops at the high watermark: often let it act
+            self.log.set_high_watermark(self.log_end_offset)
+            self.high_watermark = self.log_end_offset
+        expected = self.clean_model()
+        assert self.clean_engine() == expected
 
     @rule()
     def flush(self) -> None:
@@ -265,6 +516,12 @@ class LogMachine(RuleBasedStateMachine):
     @rule()
     def restart(self) -> None:
         self.log = self.engine.reopen()
+        self.cleaner = self.new_cleaner()  # it reads the checkpoint file
+        for segment in self.segments:  # last-modified times now come from file mtimes
+            if not segment.batches:  # the disk engine has none for an empty segment
+                segment.last_modified_ms = -1
+            elif not segment.mtime_set_by_cleaner:
+                segment.last_modified_ms = WALL_CLOCK
 
     # --- invariants ---------------------------------------------------------------------------
     @invariant()

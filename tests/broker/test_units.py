@@ -9,12 +9,14 @@ from pathlib import Path
 
 import pytest
 
+from josef.broker.broker import Broker
 from josef.broker.handlers import default_registry
 from josef.broker.meta import MetaPropertiesError, ensure_meta_properties
 from josef.broker.purgatory import Purgatory
 from josef.broker.registry import HandlerRegistry
 from josef.broker.topics import TOPICS_FILE, TopicError, Topics, validate_topic_name
 from josef.cluster.config import BrokerConfig, ConfigError, resolve_topic_config
+from josef.cluster.properties import load_broker_config
 from josef.protocol.errors import ErrorCode
 from josef.storage.disk.manager import DiskPartitionLogs
 
@@ -114,3 +116,18 @@ def test_registry() -> None:
         registry.register(0, 3, 11, registry.get(0).handler)  # type: ignore[union-attr]
     with pytest.raises(ValueError):
         HandlerRegistry().register(5, 3, 1, registry.get(0).handler)  # type: ignore[union-attr]
+
+
+def test_serve_override_reaches_the_producer_state_of_each_log(tmp_path: Path) -> None:
+    """`josef serve --override producer.id.expiration.ms=...`: the settings `serve` builds,
+    opened as `serve` opens them."""
+    config = load_broker_config(
+        None, [f"log.dirs={tmp_path}", "producer.id.expiration.ms=1234"], environ={}
+    )
+    broker = Broker.open(config, default_registry())
+    try:
+        broker.auto_create("t")
+        log = broker.logs.get("t", 0)
+        assert log is not None and log.producer_state.producer_id_expiration_ms == 1234
+    finally:
+        asyncio.run(broker.close())

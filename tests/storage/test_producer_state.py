@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import struct
 from pathlib import Path
 
@@ -11,9 +10,6 @@ from crc32c import crc32c
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from josef.broker.broker import Broker
-from josef.broker.handlers import default_registry
-from josef.cluster.properties import load_broker_config
 from josef.protocol.errors import ErrorCode
 from josef.records.batch import BatchHeader
 from josef.records.builder import BatchBuilder
@@ -675,18 +671,3 @@ def test_a_reopened_disk_log_drops_producers_expired_under_its_config(tmp_path, 
     kept = log.producer_state.last_entry(11) is not None
     assert kept == (expiration_ms > EXPIRATION_MS)
     logs.close()
-
-
-def test_serve_override_reaches_the_producer_state_of_each_log(tmp_path):
-    """`josef serve --override producer.id.expiration.ms=...`: the settings `serve` builds,
-    opened as `serve` opens them."""
-    config = load_broker_config(
-        None, [f"log.dirs={tmp_path}", "producer.id.expiration.ms=1234"], environ={}
-    )
-    broker = Broker.open(config, default_registry())
-    try:
-        broker.auto_create("t")
-        log = broker.logs.get("t", 0)
-        assert log is not None and log.producer_state.producer_id_expiration_ms == 1234
-    finally:
-        asyncio.run(broker.close())

@@ -204,7 +204,11 @@ def rate_result(name: str, rate: Rate, raw: Rate | None = None, note: str = "") 
 
 
 # --- appends -------------------------------------------------------------------------------------
-def raw_write(root: Path, chunk: bytes, total: int) -> tuple[int, float]:
+def raw_write(
+    root: Path, chunk: bytes, total: int, sync_at_end: bool = False
+) -> tuple[int, float]:
+    """os.write `total` bytes in `chunk`s; with sync_at_end one fdatasync is timed too (what
+    `dd conv=fdatasync` does)."""
     path = root / "raw.bin"
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)
     count = max(1, total // len(chunk))
@@ -212,6 +216,8 @@ def raw_write(root: Path, chunk: bytes, total: int) -> tuple[int, float]:
         start = time.perf_counter()
         for _ in range(count):
             os.write(fd, chunk)
+        if sync_at_end:
+            os.fdatasync(fd)
         elapsed = time.perf_counter() - start
     finally:
         os.close(fd)
@@ -219,7 +225,11 @@ def raw_write(root: Path, chunk: bytes, total: int) -> tuple[int, float]:
     return count * len(chunk), elapsed
 
 
-def engine_append(root: Path, batch: bytes, total: int) -> tuple[int, float]:
+def engine_append(
+    root: Path, batch: bytes, total: int, flush_at_end: bool = False
+) -> tuple[int, float]:
+    """`append_as_leader` of `batch` until `total` bytes, default flush settings; with
+    flush_at_end one flush() (fsync of the log) is timed too."""
     directory = root / "append-0"
     log = open_log(directory)
     count = max(1, total // len(batch))
@@ -228,8 +238,11 @@ def engine_append(root: Path, batch: bytes, total: int) -> tuple[int, float]:
         start = time.perf_counter()
         for _ in range(count):
             append(batch, 0, NOW_MS)
+        if flush_at_end:
+            log.flush()
         elapsed = time.perf_counter() - start
         assert log.log_end_offset == count * (BatchHeader(batch).last_offset_delta + 1)
+        assert not flush_at_end or log.recovery_point == log.log_end_offset
     finally:
         log.close_without_flush()
         shutil.rmtree(directory)
@@ -347,44 +360,9 @@ def sync_rows(root: Path, batches: dict[int, bytes], smoke: bool) -> list[Result
 
 
 # --- sustained appends: the disk's own bandwidth ------------------------------------------------
-def raw_write_to_disk(root: Path, chunk: bytes, total: int) -> tuple[int, float]:
-    """`dd bs=16k conv=fdatasync`: os.write `total` bytes, then one fdatasync, timed whole."""
-    path = root / "raw-disk.bin"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)
-    count = max(1, total // len(chunk))
-    try:
-        start = time.perf_counter()
-        for _ in range(count):
-            os.write(fd, chunk)
-        os.fdatasync(fd)
-        elapsed = time.perf_counter() - start
-    finally:
-        os.close(fd)
-        path.unlink()
-    return count * len(chunk), elapsed
-
-
-def engine_append_to_disk(root: Path, batch: bytes, total: int) -> tuple[int, float]:
-    """Appends with the default flush settings (no fsync per append), then one flush()."""
-    directory = root / "sustained-0"
-    log = open_log(directory)
-    count = max(1, total // len(batch))
-    append = log.append_as_leader
-    try:
-        start = time.perf_counter()
-        for _ in range(count):
-            append(batch, 0, NOW_MS)
-        log.flush()
-        elapsed = time.perf_counter() - start
-        assert log.recovery_point == log.log_end_offset
-    finally:
-        log.close_without_flush()
-        shutil.rmtree(directory)
-    return count * len(batch), elapsed
-
-
 def dd_to_disk(root: Path, block: int, total: int) -> tuple[int, float] | None:
-    """The `dd` the issue names, as a cross-check of raw_write_to_disk; None without dd."""
+    """`dd`, as the issue names it: a cross-check of raw_write(sync_at_end=True); None
+    without dd."""
     dd = shutil.which("dd")
     if dd is None:
         return None
@@ -408,8 +386,8 @@ def sustained_rows(root: Path, batch: bytes, smoke: bool) -> list[Result]:
         return [Result(SUSTAINED_16, float("nan"), "MB/s", note=f"skipped: {free}")]
     raw, engine = alternate(
         [
-            partial(raw_write_to_disk, root, bytes(len(batch)), total),
-            partial(engine_append_to_disk, root, batch, total),
+            partial(raw_write, root, bytes(len(batch)), total, sync_at_end=True),
+            partial(engine_append, root, batch, total, flush_at_end=True),
         ],
         repeats,
     )

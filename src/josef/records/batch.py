@@ -375,6 +375,39 @@ def validate_batches(
     return headers
 
 
+
+# Attribute bits that keep a client batch off the plain path: validate_batches decides those.
+_NOT_PLAIN = TIMESTAMP_TYPE_MASK | TRANSACTIONAL_FLAG | CONTROL_FLAG
+
+
+def plain_client_batch(buf: Buffer, max_batch_bytes: int) -> tuple[int, int, int, int, int] | None:
+    """The common produce in one pass: when `buf` is exactly one batch that validate_batches
+    would accept from a client, CreateTime, with no producer id and not transactional, its
+    (batch_length, last_offset_delta, base_timestamp, max_timestamp, record_count); else None,
+    and validate_batches takes the batch and names any error. Skipping the BatchHeader and
+    the list saves about a quarter of a small append's CPU; the checks are the same."""
+    if len(buf) < HEADER_SIZE:
+        return None
+    (
+        base_offset, batch_length, _epoch, magic, crc, attributes, last_offset_delta,
+        base_timestamp, max_timestamp, producer_id, _producer_epoch, _sequence, record_count,
+    ) = HEADER_STRUCT.unpack_from(buf)
+    size = batch_length + LOG_OVERHEAD
+    if (
+        size != len(buf)
+        or magic != MAGIC
+        or base_offset != 0
+        or producer_id != NO_PRODUCER_ID
+        or attributes & _NOT_PLAIN
+        or attributes & COMPRESSION_MASK > _MAX_CODEC
+        or record_count != last_offset_delta + 1
+        or record_count <= 0
+        or size > max_batch_bytes
+        or crc32c(memoryview(buf)[ATTRIBUTES_OFFSET:size]) != crc
+    ):
+        return None
+    return batch_length, last_offset_delta, base_timestamp, max_timestamp, record_count
+
 def _frame_error(buf: Buffer, pos: int, end: int) -> RecordsError:
     """The error `iter_batches` reports for the malformed batch frame at `pos`."""
     try:

@@ -6,6 +6,8 @@ import struct
 
 import crc32c
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from josef.protocol.errors import ErrorCode
 from josef.records.batch import (
@@ -15,6 +17,7 @@ from josef.records.batch import (
     Compression,
     TimestampType,
     iter_batches,
+    plain_client_batch,
     validate_batches,
 )
 from josef.records.builder import BatchBuilder
@@ -257,3 +260,54 @@ def test_error_codes() -> None:
     assert RecordsError.error_code == ErrorCode.CORRUPT_MESSAGE
     assert CorruptRecordError.error_code == ErrorCode.CORRUPT_MESSAGE
     assert RecordTooLargeError.error_code == ErrorCode.MESSAGE_TOO_LARGE
+
+
+# --- plain_client_batch: the produce fast path agrees with validate_batches -----------------
+_NOT_PLAIN_BITS = 0x38  # timestamp type, transactional, control
+
+
+@st.composite
+def produced_batches(draw: st.DrawFn) -> bytes:
+    """A client batch of any kind, sometimes with one header byte or the tail damaged."""
+    producer_id = draw(st.sampled_from([-1, -1, 7]))
+    builder = BatchBuilder(
+        draw(st.sampled_from([0, 0, 5])),
+        producer_id=producer_id,
+        producer_epoch=0 if producer_id >= 0 else -1,
+        base_sequence=draw(st.sampled_from([0, -1])) if producer_id >= 0 else -1,
+        is_transactional=draw(st.booleans()) and producer_id >= 0,
+        compression=draw(st.sampled_from([Compression.NONE, Compression.GZIP])),
+        timestamp_type=draw(st.sampled_from(list(TimestampType))),
+    )
+    for i in range(draw(st.integers(1, 4))):
+        builder.append(1000 + i, b"k", b"v" * i)
+    data = bytearray(builder.build())
+    damage = draw(st.sampled_from(["none", "none", "byte", "cut", "extra"]))
+    if damage == "byte":
+        data[draw(st.integers(0, HEADER_SIZE - 1))] ^= 1 << draw(st.integers(0, 7))
+    elif damage == "cut":
+        del data[draw(st.integers(0, len(data) - 1)) :]
+    elif damage == "extra":
+        data += bytes(data)
+    return bytes(data)
+
+
+@given(produced_batches(), st.sampled_from([MAX, 80]))
+@settings(max_examples=400)
+def test_plain_client_batch_agrees_with_validate_batches(data: bytes, max_bytes: int) -> None:
+    plain = plain_client_batch(data, max_bytes)
+    try:
+        headers = validate_batches(data, max_bytes, from_client=True)
+    except RecordsError:
+        headers = []
+    accepted_plain = (
+        len(headers) == 1 and headers[0].producer_id == -1
+        and not headers[0].attributes & _NOT_PLAIN_BITS
+    )
+    assert (plain is not None) == accepted_plain
+    if plain is not None:
+        h = headers[0]
+        assert plain == (
+            h.batch_length, h.last_offset_delta, h.base_timestamp, h.max_timestamp,
+            h.record_count,
+        )

@@ -728,3 +728,27 @@ def test_record_keys_match_full_decoding(
     header = BatchHeader(builder.build())
     expected = [(r.offset_delta, r.key, r.value is None) for r in iter_records(header)]
     assert [tuple(k) for k in iter_record_keys(header)] == expected
+
+
+def test_read_carries_min_one_batch_over_a_segment_emptied_by_cleaning(tmp_path: Path) -> None:
+    """Found by the stateful model test: the first segment loses every record to a later
+    one's, the cleaner leaves it empty, and a fetch at its offsets with no byte budget
+    (max_bytes 0, min_one_batch, as a Fetch of max.partition.fetch.bytes too small for the
+    next batch) must still get the first batch after it, as Kafka's read moves on to the
+    next segment with minOneMessage."""
+    logs = DiskPartitionLogs([tmp_path])
+    # Two one-batch segments do not fit one: each is a cleaning group of its own.
+    log = logs.create(TOPIC, PARTITION, config(segment_bytes=120), bytes(16))
+    try:
+        append(log, keyed_batch([(b"a", b"old")]))
+        log.roll(NOW)
+        append(log, keyed_batch([(b"a", b"new")]))
+        log.roll(NOW)
+        assert LogCleaner(logs).clean(log, NOW, force=True) is not None
+        first = log.segments[0]
+        assert (first.base_offset, first.size) == (0, 0)
+        data = log.read(0, 0, None, min_one_batch=True)
+        (kept,) = [BatchHeader(bytes(chunk)) for chunk in data.records]
+        assert (kept.base_offset, data.size) == (1, kept.size)
+    finally:
+        logs.close()

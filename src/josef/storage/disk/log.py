@@ -807,7 +807,9 @@ class DiskPartitionLog:
                 data.records.append(chunk)
                 data.size += len(chunk)
                 budget -= len(chunk)
-            if not more or budget <= 0:
+            # Out of bytes ends the read only once it holds a batch: min_one_batch carries
+            # over a segment with nothing at or after `offset` (one emptied by compaction).
+            if not more or (budget <= 0 and (data.records or not min_one_batch)):
                 break
             i += 1
         return data

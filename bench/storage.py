@@ -58,6 +58,8 @@ DESCRIPTION = (
     "flush(), against 8 GiB of 16 KiB `os.write` calls and one fdatasync (what `dd bs=16k "
     "conv=fdatasync` does, run too as a cross-check): 8 GiB is past the kernel's dirty-page "
     "limits, so the disk's own sequential write bandwidth decides, 2 repeats each. "
+    "Per-append cost: 20,000 one-record batches appended one by one, without and with a "
+    "producer id (in sequence, as an idempotent producer sends them). "
     "fsync-before-ack: flush.messages=1 through `GroupCommit.after_append` on the broker's "
     "event loop, with 1 or 8 producers' appends per loop turn (8 appends share one group "
     "commit), against `os.write` + `os.fdatasync` with as many writes per sync, 0.5 s each. "
@@ -93,6 +95,8 @@ RAW_LARGE_WRITE_BYTES = 1 * MIB  # dd-style large writes: the context row's writ
 SUSTAINED_BYTES = 8 * GIB
 SMOKE_SUSTAINED_BYTES = 1 * MIB
 SUSTAINED_REPEATS = 2
+COST_APPENDS = 20_000  # one-record appends per cost measurement
+SMOKE_COST_APPENDS = 10
 PRODUCERS_PER_TURN = 8  # concurrent producers whose appends share one loop turn
 SYNC_SECONDS = 0.5  # per fsync-mode repeat: fsync rates vary 30x with the disk's load
 SMOKE_SYNC_TURNS = 1
@@ -359,6 +363,59 @@ def sync_rows(root: Path, batches: dict[int, bytes], smoke: bool) -> list[Result
     return rows
 
 
+
+# --- per-append cost: plain against idempotent -------------------------------------------------
+def one_record_batches(count: int, producer_id: int) -> list[bytes]:
+    """`count` batches of one VALUE_BYTES record; with a producer id, in sequence from 0 (what
+    an idempotent producer sends), so each takes the producer-state shortcut."""
+    out = []
+    for sequence in range(count):
+        idempotent = producer_id >= 0
+        builder = BatchBuilder(
+            producer_id=producer_id,
+            producer_epoch=0 if idempotent else -1,
+            base_sequence=sequence if idempotent else -1,
+        )
+        builder.append(NOW_MS, None, b"v" * VALUE_BYTES)
+        out.append(builder.build())
+    return out
+
+
+def append_each(root: Path, batches: list[bytes]) -> tuple[int, float]:
+    """(appends, seconds) of one pass of `batches` into a fresh log."""
+    directory = root / "cost-0"
+    log = open_log(directory)
+    append = log.append_as_leader
+    try:
+        start = time.perf_counter()
+        for batch in batches:
+            append(batch, 0, NOW_MS)
+        elapsed = time.perf_counter() - start
+    finally:
+        log.close_without_flush()
+        shutil.rmtree(directory)
+    return len(batches), elapsed
+
+
+def append_cost_rows(root: Path, smoke: bool) -> list[Result]:
+    count = SMOKE_COST_APPENDS if smoke else COST_APPENDS
+    plain, idempotent = alternate(
+        [
+            partial(append_each, root, one_record_batches(count, -1)),
+            partial(append_each, root, one_record_batches(count, 7)),
+        ],
+        1 if smoke else REPEATS,
+    )
+    # alternate() reports appends per second: turn them into µs per append.
+    plain_us, idempotent_us = 1e6 / plain.median, 1e6 / idempotent.median
+    return [
+        Result("append_as_leader, one 100 B record, no producer id", plain_us, "µs",
+               best=1e6 / plain.best, note=f"{count:,} appends, page cache"),
+        Result("append_as_leader, one 100 B record, idempotent in sequence", idempotent_us,
+               "µs", best=1e6 / idempotent.best, ratio=idempotent_us / plain_us,
+               note="ratio to no producer id"),
+    ]
+
 # --- sustained appends: the disk's own bandwidth ------------------------------------------------
 def dd_to_disk(root: Path, block: int, total: int) -> tuple[int, float] | None:
     """`dd`, as the issue names it: a cross-check of raw_write(sync_at_end=True); None
@@ -616,6 +673,7 @@ def run(smoke: bool) -> list[Result]:
     with work_dir() as root:
         return [
             *append_rows(root, batches, smoke),
+            *append_cost_rows(root, smoke),
             *sustained_rows(root, batches[LARGE_BATCH_BYTES], smoke),
             *sync_rows(root, batches, smoke),
             *read_rows(root, batches, smoke),

@@ -553,10 +553,10 @@ class ProducerStateManager:
 
     def next_batch(self, header: BatchHeader, base_offset: int) -> BatchMetadata | None:
         """The shortcut for an append of a single batch with a producer id, written at
-        `base_offset` (the header may not hold it yet): its metadata when
-        it directly follows its producer's last batch (`ProducerStateEntry.next_batch`), to
-        pass to `commit_next_batch` after the write; None: use `prepare_update`. Never
-        changes `state`; the result is that of an update with this one batch, any origin."""
+        `base_offset` (the header may not hold it yet): its metadata when it directly follows
+        its producer's last batch (`ProducerStateEntry.next_batch`), to pass to
+        `commit_next_batch` after the write; None: use `prepare_update`. Never changes the
+        state; the result is that of an update with this one batch, any origin."""
         entry = self.producers.get(header.producer_id)
         return None if entry is None else entry.next_batch(header, base_offset)
 

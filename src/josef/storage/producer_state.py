@@ -640,6 +640,10 @@ class ProducerStateManager:
         return len(expired)
 
     # --- snapshots -----------------------------------------------------------------------------
+    def snapshot_offsets(self) -> list[int]:
+        """The offsets of the snapshot files in the directory, ascending."""
+        return list(self._snapshots)
+
     @property
     def latest_snapshot_offset(self) -> int | None:
         return self._snapshots[-1] if self._snapshots else None

@@ -76,7 +76,6 @@ from josef.storage.errors import (
 from josef.storage.leader_epoch import LEADER_EPOCH_CHECKPOINT, CorruptCheckpoint, LeaderEpochCache
 from josef.storage.producer_state import (
     DEFAULT_PRODUCER_ID_EXPIRATION_MS,
-    SNAPSHOT_SUFFIX,
     AppendOrigin,
     AppendOutcome,
     BatchMetadata,
@@ -339,13 +338,7 @@ class DiskPartitionLog:
         """Copy the newest valid producer snapshot in [log_start_offset, offset] to
         `target` (none when there is no such snapshot)."""
         directory = Path(self.directory)
-        found = sorted(
-            (int(n[:20]) for n in os.listdir(directory)
-             if n.endswith(SNAPSHOT_SUFFIX) and len(n) == 20 + len(SNAPSHOT_SUFFIX)
-             and n[:20].isdigit()),
-            reverse=True,
-        )
-        for candidate in found:
+        for candidate in reversed(self.producer_state.snapshot_offsets()):
             if not self._log_start_offset <= candidate <= offset:
                 continue
             data = snapshot_path(directory, candidate).read_bytes()

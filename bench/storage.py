@@ -369,8 +369,8 @@ def one_record_batches(count: int, producer_id: int) -> list[bytes]:
     """`count` batches of one VALUE_BYTES record; with a producer id, in sequence from 0 (what
     an idempotent producer sends), so each takes the producer-state shortcut."""
     out = []
+    idempotent = producer_id >= 0
     for sequence in range(count):
-        idempotent = producer_id >= 0
         builder = BatchBuilder(
             producer_id=producer_id,
             producer_epoch=0 if idempotent else -1,

@@ -45,6 +45,7 @@ from josef.records.errors import RecordTooLargeError
 from josef.storage.api import LogConfig
 from josef.storage.disk import DiskPartitionLog, DiskPartitionLogs
 from josef.storage.disk.checkpoint import CLEAN_SHUTDOWN_MARKER
+from josef.storage.disk.writer import LogDirWriter
 from josef.storage.flusher import GroupCommit
 
 TITLE = "Storage"
@@ -176,8 +177,14 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
     return uvloop.new_event_loop()
 
 
+# One log dir's I/O thread, as the broker runs one per log dir: appends are written behind.
+WRITER = LogDirWriter("bench")
+
+
 def open_log(directory: Path, config: LogConfig | None = None) -> DiskPartitionLog:
-    return DiskPartitionLog.open(str(directory), config or LogConfig(), now_ms=NOW_MS)
+    return DiskPartitionLog.open(
+        str(directory), config or LogConfig(), now_ms=NOW_MS, writer=WRITER
+    )
 
 
 # --- timing --------------------------------------------------------------------------------------
@@ -244,6 +251,8 @@ def engine_append(
             append(batch, 0, NOW_MS)
         if flush_at_end:
             log.flush()
+        else:
+            log.settle()  # until every append is in the file, as an acknowledgement waits
         elapsed = time.perf_counter() - start
         assert log.log_end_offset == count * (BatchHeader(batch).last_offset_delta + 1)
         assert not flush_at_end or log.recovery_point == log.log_end_offset
@@ -390,6 +399,7 @@ def append_each(root: Path, batches: list[bytes]) -> tuple[int, float]:
         start = time.perf_counter()
         for batch in batches:
             append(batch, 0, NOW_MS)
+        log.settle()
         elapsed = time.perf_counter() - start
     finally:
         log.close_without_flush()

@@ -7,10 +7,11 @@ and take no locks: everything runs on one event loop (each partition log has a s
 the checkpoints (clean shutdown: the next start skips recovery).
 
 Produce path durability (`complete_append`): after `PartitionLog.append_as_leader` the bytes
-are in the page cache. When the topic's flush.messages / flush.ms ask for an fsync now, the
+are queued for the log dir's I/O thread (write-behind), and the answer waits until they are in
+the file (the page cache). When the topic's flush.messages / flush.ms ask for an fsync now, the
 group commit runs one fsync on a worker thread for everything appended in the same loop turn;
 the high watermark moves (single node: the ISR is this broker alone) once the append is
-durable as configured, and parked fetches for that partition are woken at that moment.
+written and durable as configured, and parked fetches for that partition are woken then.
 
 Scheduled work (`start_maintenance`): one timer task runs Kafka's scheduler jobs (flush.ms,
 retention, offset checkpoints - snapshotted on the loop, written on a worker thread -, producer
@@ -26,6 +27,7 @@ import asyncio
 import functools
 import logging
 import time
+from collections.abc import Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -42,7 +44,7 @@ from josef.storage.disk.cleaner import LogCleaner
 from josef.storage.disk.log import DiskPartitionLog
 from josef.storage.disk.manager import DiskPartitionLogs
 from josef.storage.errors import StorageError
-from josef.storage.flusher import GroupCommit
+from josef.storage.flusher import GroupCommit, pending_write
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +69,8 @@ class Broker:
         self.topics = topics
         self.purgatory = Purgatory()
         self.group_commit = GroupCommit()
+        # Completions of appends whose request was cancelled (at most one per such append).
+        self._abandoned_appends: set[asyncio.Task[None]] = set()
         self.groups = GroupCoordinatorRuntime(self)  # consumer groups on __consumer_offsets
         advertised = config.advertised_listeners[0]
         self.advertised_host = advertised.host
@@ -128,16 +132,47 @@ class Broker:
         """Create a topic with the broker defaults (Metadata auto-creation)."""
         return self.topics.create(name, self.config.num_partitions)
 
-    async def complete_append(
+    def complete_append(
         self, tp: TopicPartition, plog: PartitionLog, info: AppendInfo, now_ms: int
+    ) -> Coroutine[None, None, None]:
+        """Call right after an append (it takes the append's pending write now); await the
+        result. It waits until the append is in the file (write-behind), or fsynced when the
+        topic's flush.messages / flush.ms make an fsync due (group commit; Kafka flushes
+        inside the append, before any acknowledgement), then advances the high watermark and
+        wakes the fetches parked on this partition. Raises KafkaStorageError if the write or
+        the fsync fails (the high watermark then stays where it was)."""
+        return self._complete_append(tp, plog, info, now_ms, pending_write(plog))
+
+    async def _complete_append(
+        self, tp: TopicPartition, plog: PartitionLog, info: AppendInfo, now_ms: int,
+        write: object | None,
     ) -> None:
-        """After an append: fsync now if the topic's flush.messages / flush.ms make it due
-        (group commit; Kafka flushes inside the append, before any acknowledgement), then
-        advance the high watermark and wake the fetches parked on this partition. Returns
-        without suspending when no fsync is due. Raises KafkaStorageError if the fsync fails
-        (the high watermark then stays where it was)."""
-        await self.group_commit.after_append(plog, now_ms)
+        try:
+            await self.group_commit.after_append(plog, now_ms, write)
+        except asyncio.CancelledError:
+            # The request went away (its connection closed; acks=0 producers do that right
+            # after sending). The append stands, so its high watermark must still move.
+            task = asyncio.ensure_future(self._finish_abandoned_append(tp, plog, info, write))
+            self._abandoned_appends.add(task)
+            task.add_done_callback(self._abandoned_appends.discard)
+            raise
+        self._advance_high_watermark(tp, plog, info.last_offset + 1)
+
+    async def _finish_abandoned_append(
+        self, tp: TopicPartition, plog: PartitionLog, info: AppendInfo, write: object | None
+    ) -> None:
         end = info.last_offset + 1
+        config = plog.config
+        try:
+            if write is not None:
+                await self.group_commit.after_append(plog, self.now_ms(), write)
+            if config.flush_messages < LONG_MAX or config.flush_ms < LONG_MAX:
+                await self.group_commit.wait_durable(plog, min(end, plog.log_end_offset))
+        except StorageError:
+            return  # not written: the log rolled back, nothing to advance
+        self._advance_high_watermark(tp, plog, end)
+
+    def _advance_high_watermark(self, tp: TopicPartition, plog: PartitionLog, end: int) -> None:
         if end > plog.high_watermark:
             plog.set_high_watermark(end)
             self.purgatory.notify(tp)

@@ -7,8 +7,10 @@ Contract:
   worker thread fsyncs them all, the loop then advances the recovery points
   (`finish_flush`). Callers that arrive while a run is in progress share the next run.
   A failed fsync raises `KafkaStorageError` in every caller of that log.
-- `await group_commit.after_append(log, now_ms)` applies flush.messages (fsync once that many
-  records are unflushed; flush.messages=1 is fsync-before-ack) and flush.ms. When the append
+- `await group_commit.after_append(log, now_ms, write)` applies flush.messages (fsync once that
+  many records are unflushed; flush.messages=1 is fsync-before-ack) and flush.ms; otherwise,
+  with write-behind, it waits for `write` (`pending_write(log)` taken right after the append)
+  to be in the file, which is what an acknowledgement promises. When the append
   rolled a segment it also starts, without waiting for it, a flush up to the new active
   segment (Kafka's roll schedules `flushUptoOffsetExclusive`), so the recovery point - and
   with it the work of recovery after a crash - follows the rolls even when no fsync is asked.
@@ -24,7 +26,7 @@ import logging
 import weakref
 from collections.abc import Iterable
 from concurrent.futures import Executor
-from typing import Protocol, TypeGuard, runtime_checkable
+from typing import Any, Protocol, TypeGuard, runtime_checkable
 
 from josef.storage.api import LONG_MAX, LogConfig, PartitionLog
 from josef.storage.errors import KafkaStorageError, StorageError
@@ -55,6 +57,8 @@ class SplitFlushLog(Protocol):
 
     def begin_flush(self) -> FlushJobLike: ...
     def finish_flush(self, job: FlushJobLike) -> None: ...
+    def pending_write(self) -> object | None: ...
+    async def wait_written(self, write: Any) -> None: ...
 
 
 _Waiter = tuple[SplitFlushLog, int, "asyncio.Future[None]"]
@@ -70,6 +74,12 @@ def _is_split_flush(log: PartitionLog) -> TypeGuard[SplitFlushLog]:
     if known is None:
         known = _split_flush_types[cls] = isinstance(log, SplitFlushLog)
     return known
+
+
+def pending_write(log: PartitionLog) -> object | None:
+    """The write of `log`'s latest append while it is not in the file yet (write-behind),
+    else None: take it right after the append, give it to `after_append`."""
+    return log.pending_write() if _is_split_flush(log) else None
 
 
 class GroupCommit:
@@ -99,14 +109,20 @@ class GroupCommit:
         self._schedule(loop)
         await future
 
-    async def after_append(self, log: PartitionLog, now_ms: int) -> None:
-        """flush.messages / flush.ms after an append: wait for an fsync when one is due."""
+    async def after_append(
+        self, log: PartitionLog, now_ms: int, write: object | None = None
+    ) -> None:
+        """flush.messages / flush.ms after an append: wait for an fsync when one is due (the
+        flush job waits for the writes before it), else for the append's `write`."""
         if not _is_split_flush(log):
             return
         if self._flush_due(log, now_ms):
             self._last_flush_ms[log] = now_ms
             await self.wait_durable(log, log.log_end_offset)
-        elif log.recovery_point < log.active_base_offset and log not in self._rolled_logs:
+            return
+        if write is not None:
+            await log.wait_written(write)
+        if log.recovery_point < log.active_base_offset and log not in self._rolled_logs:
             self._rolled_logs.add(log)
             task = asyncio.ensure_future(self.wait_durable(log, log.active_base_offset))
             self._rolled_flushes.add(task)

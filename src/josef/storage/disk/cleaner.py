@@ -424,6 +424,7 @@ class LogCleaner:
         """Loop side: capture the segments and dup their fds for the worker."""
         log_dir, key = self._locate(log)
         assert key not in self._in_progress, f"{key} is being cleaned already"
+        log.settle()  # the worker reads the files: every append in them first
         sources: list[_Source] = []
         try:
             for segment in log.segments:

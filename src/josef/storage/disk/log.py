@@ -7,6 +7,15 @@ leaves the log unchanged. On return the bytes are in the page cache; durability 
 `flush` or, off the event loop, `begin_flush` (loop) -> `FlushJob.run` (worker thread) ->
 `finish_flush` (loop), which `josef.storage.flusher.GroupCommit` drives.
 
+Write-behind (opened with a `writer`, as the broker does; `josef.storage.disk.writer`): an
+append returns once its bookkeeping is done and its bytes are queued for the log dir's I/O
+thread; `pending_write()` then `await wait_written(...)` is what "in the file" waits for
+(the broker acknowledges after it), a flush job waits for the writes before its fsync, and
+reads of bytes not yet written wait for them. A failed write (disk full) fails that append
+and every later one not yet written; before its next operation the log rolls back to its
+last written batch exactly as `truncate_to` does (segments, indexes, producer state, leader
+epochs, aborted transactions), and then works as before.
+
 Invariant: log_end_offset is the active segment's next_offset (its base_offset when empty),
 so it is the same after a restart.
 
@@ -64,6 +73,7 @@ from josef.records.records import iter_records, record_offset, record_timestamp
 from josef.storage.api import AppendInfo, FetchData, LogConfig, TimestampAndOffset
 from josef.storage.disk.cleaner import recover_swap_files
 from josef.storage.disk.segment import INT32_MAX, LogSegment, first_record_at, segment_name
+from josef.storage.disk.writer import LogDirWriter, PendingWrite, WriteStream
 from josef.storage.errors import (
     InvalidRecord,
     KafkaStorageError,
@@ -124,9 +134,16 @@ class FlushJob:
     directory: str = ""
     snapshots: list[ProducerSnapshot] = field(default_factory=list)  # written after the fsyncs
     error: OSError | None = None
+    # Write-behind: the fsyncs cover the writes up to this one, so they wait for it first.
+    after: tuple[LogDirWriter, PendingWrite] | None = None
 
     def run(self) -> None:
         try:
+            if self.after is not None:
+                writer, write = self.after
+                writer.wait(write)
+                if write.error is not None:
+                    raise write.error
             for fd in self.fds:
                 os.fsync(fd)
             # After the fsyncs: a snapshot never describes bytes that a crash could lose.
@@ -147,9 +164,14 @@ class DiskPartitionLog:
         self, directory: str, config: LogConfig, segments: list[LogSegment],
         log_start_offset: int, recovery_point: int, high_watermark: int, rng: random.Random,
         producer_id_expiration_ms: int = DEFAULT_PRODUCER_ID_EXPIRATION_MS,
+        writer: LogDirWriter | None = None,
     ) -> None:
         self.directory = directory
         self._config = config
+        self._writer = writer
+        self._stream = WriteStream()
+        for segment in segments:
+            self._attach(segment)
         self._segments = segments
         self._bases = [s.base_offset for s in segments]
         self._rng = rng
@@ -186,10 +208,12 @@ class DiskPartitionLog:
         recovery_point: int = 0, high_watermark: int = 0, clean_shutdown: bool = False,
         rng: random.Random | None = None,
         producer_id_expiration_ms: int = DEFAULT_PRODUCER_ID_EXPIRATION_MS,
+        writer: LogDirWriter | None = None,
     ) -> DiskPartitionLog:
         """Open (or create) the log in `directory`. Segments below the one holding
         recovery_point are trusted; the rest are recovered (scanned, validated, cut at the
-        first invalid byte), unless the last shutdown was clean."""
+        first invalid byte), unless the last shutdown was clean. With `writer`, appends are
+        written behind (see the module contract)."""
         os.makedirs(directory, exist_ok=True)
         try:
             recover_swap_files(directory)  # an interrupted compaction swap, completed or undone
@@ -235,7 +259,7 @@ class DiskPartitionLog:
         high_watermark = min(max(high_watermark, log_start_offset), log_end_offset)
         log = cls(
             directory, config, segments, log_start_offset, recovery_point, high_watermark,
-            rng or random.Random(), producer_id_expiration_ms,
+            rng or random.Random(), producer_id_expiration_ms, writer,
         )
         try:
             log._load_state(now_ms)
@@ -648,6 +672,69 @@ class DiskPartitionLog:
     def _check_open(self) -> None:
         if self._closed:
             raise KafkaStorageError(f"the log in {self.directory} is closed")
+        if self._stream.failed is not None:
+            self._roll_back_failed_write()
+
+    # --- write-behind -------------------------------------------------------------------------
+    def _attach(self, segment: LogSegment) -> None:
+        if self._writer is not None:
+            segment.writer, segment.stream = self._writer, self._stream
+
+    def pending_write(self) -> PendingWrite | None:
+        """The latest append's write while it is not done (write-behind), else None: take it
+        right after the append, then `await wait_written(it)` before acknowledging."""
+        last = self._stream.last
+        return last if last is not None and not last.done else None
+
+    async def wait_written(self, write: PendingWrite) -> None:
+        """Return once `write` is in the file. KafkaStorageError if it failed; the log has
+        then rolled back to its last written batch."""
+        assert self._writer is not None
+        await self._writer.wait_async(write)
+        if write.error is not None:
+            if self._stream.failed is not None and not self._closed:
+                self._roll_back_failed_write()
+            raise KafkaStorageError(f"write to {self.directory} failed: {write.error}")
+
+    def settle(self) -> None:
+        """Block until every append so far is written; roll back if a write failed."""
+        last = self._stream.last
+        if last is not None and not last.done:
+            assert self._writer is not None
+            self._writer.wait(last)
+        if self._stream.failed is not None and not self._closed:
+            self._roll_back_failed_write()
+
+    def _roll_back_failed_write(self) -> None:
+        """After a failed write: drop what was not written (the failed write's segment is cut
+        back to it, later segments go), then reload the tail state as `truncate_to` does."""
+        stream = self._stream
+        failed = stream.failed
+        assert failed is not None and self._writer is not None
+        if stream.last is not None:
+            self._writer.wait(stream.last)  # the writes after it are dropped, not in flight
+        segment = failed.segment
+        if segment not in self._segments:  # deleted meanwhile: only by a caller's misuse
+            self._closed = True
+            raise KafkaStorageError(
+                f"the log in {self.directory} lost a write to a deleted segment; reopen it"
+            )
+        i = self._segments.index(segment)
+        try:
+            self._delete_tail(i + 1)  # created after the failed write: nothing written
+            os.ftruncate(segment.fd, failed.position)
+            segment.scan(self._config, validate=False)
+        except OSError as err:
+            raise KafkaStorageError(
+                f"cannot roll back a failed write in {self.directory}: {err}"
+            ) from err
+        stream.failed = stream.last = None
+        _log.warning(
+            "%s: rolled back to offset %d after a failed write (%s)",
+            self.directory, segment.next_offset, failed.error,
+        )
+        self._truncations += 1
+        self._truncate_state(segment.next_offset)
 
     def _check_fits_a_segment(self, size: int) -> None:
         # Kafka's RecordBatchTooLargeException: one append must fit in one segment.
@@ -751,7 +838,9 @@ class DiskPartitionLog:
             stale.delete()
         else:
             _unlink_if_exists(_txn_index_path(self.directory, base_offset))
-        return LogSegment.create(self.directory, base_offset, self._config)
+        segment = LogSegment.create(self.directory, base_offset, self._config)
+        self._attach(segment)
+        return segment
 
     def _roll_to(self, base_offset: int) -> None:
         self._segments[-1].finalize()
@@ -875,6 +964,7 @@ class DiskPartitionLog:
         log_end_offset becomes `offset` (an empty segment starting there keeps it so)."""
         assert offset >= 0, f"truncate_to({offset})"
         self._check_open()
+        self.settle()
         if offset >= self.log_end_offset:
             return
         self._truncations += 1
@@ -895,6 +985,13 @@ class DiskPartitionLog:
                     else:
                         self._roll_to(offset)
                 self._log_start_offset = min(self._log_start_offset, offset)
+        except OSError as err:
+            raise KafkaStorageError(f"truncation of {self.directory} failed: {err}") from err
+        self._truncate_state(offset)
+
+    def _truncate_state(self, offset: int) -> None:
+        """What follows the segments of a truncation to `offset` (the new log end)."""
+        try:
             index = self._txn_indexes.get(self._bases[-1])
             if index is not None:
                 index.truncate_to(offset)
@@ -1025,6 +1122,10 @@ class DiskPartitionLog:
         self._check_open()
         job = FlushJob([], self.log_end_offset, self._unflushed_messages)
         job.truncations = self._truncations
+        pending = self.pending_write()
+        if pending is not None:
+            assert self._writer is not None
+            job.after = (self._writer, pending)
         try:
             active = self._segments[-1]
             for segment in self._segments:
@@ -1080,6 +1181,7 @@ class DiskPartitionLog:
         if self._closed:
             return
         try:
+            self.settle()
             self._segments[-1].finalize()
             self._queue_snapshot(self.log_end_offset)  # the next open replays nothing
             self.flush()

@@ -41,6 +41,7 @@ from josef.storage.disk.checkpoint import (
     write_offsets,
 )
 from josef.storage.disk.log import DiskPartitionLog
+from josef.storage.disk.writer import LogDirWriter
 from josef.storage.errors import StorageError
 from josef.storage.files import fsync_dir, write_atomically
 from josef.storage.producer_state import DEFAULT_PRODUCER_ID_EXPIRATION_MS
@@ -80,16 +81,23 @@ def _parse_dir_name(name: str) -> tuple[str, int] | None:
 
 class DiskPartitionLogs:
     """The partition logs under `log_dirs`; configs come from `config_for(topic)`, and
-    `producer_id_expiration_ms` is the broker's producer.id.expiration.ms."""
+    `producer_id_expiration_ms` is the broker's producer.id.expiration.ms. With
+    `write_behind` (the default) each log dir has one I/O thread that writes the appends
+    (`josef.storage.disk.writer`); without, appends write on the caller's thread."""
 
     def __init__(
         self, log_dirs: Sequence[str | Path], *,
         config_for: Callable[[str], LogConfig] = _default_config,
         clock_ms: Callable[[], int] = _wall_clock_ms, rng: random.Random | None = None,
         producer_id_expiration_ms: int = DEFAULT_PRODUCER_ID_EXPIRATION_MS,
+        write_behind: bool = True,
     ) -> None:
         assert log_dirs, "at least one log dir"
         self._log_dirs = [str(d) for d in log_dirs]
+        self._writers: dict[str, LogDirWriter | None] = {
+            d: LogDirWriter(os.path.basename(d.rstrip("/")) or d) if write_behind else None
+            for d in self._log_dirs
+        }
         self._clock_ms = clock_ms
         self._producer_id_expiration_ms = producer_id_expiration_ms
         self._rng = rng or random.Random()
@@ -127,6 +135,7 @@ class DiskPartitionLogs:
                 high_watermark=high_watermarks.get(key, 0),
                 clean_shutdown=clean and key in recovery_points, rng=self._rng,
                 producer_id_expiration_ms=self._producer_id_expiration_ms,
+                writer=self._writers[log_dir],
             )
             self._dir_of[key] = log_dir
             self._topic_ids[key] = _read_topic_id(path)
@@ -167,6 +176,7 @@ class DiskPartitionLogs:
         log = DiskPartitionLog.open(
             path, config, now_ms=self._clock_ms(), rng=self._rng,
             producer_id_expiration_ms=self._producer_id_expiration_ms,
+            writer=self._writers[log_dir],
         )
         self._logs[key] = log
         self._dir_of[key] = log_dir
@@ -217,6 +227,9 @@ class DiskPartitionLogs:
         """Flush and close every log, checkpoint, then mark the shutdown clean."""
         for log in self._logs.values():
             log.close()
+        for writer in self._writers.values():
+            if writer is not None:
+                writer.close()
         self.checkpoint()
         for log_dir in self._log_dirs:
             write_atomically(os.path.join(log_dir, CLEAN_SHUTDOWN_MARKER), b"")

@@ -1,11 +1,16 @@
 """One log segment: `<base_offset:020d>.log` plus its `.index` and `.timeindex`.
 
 The `.log` file holds whole record batches exactly as appended; it is opened O_APPEND and
-every append is ONE `os.writev` (a failed or short write is cut back with ftruncate, so the
-file only ever grows by whole appends). Reads are `os.pread` of whole batches; the read path
-trusts the file (it was validated on append or by recovery) and walks only batch headers.
+every append is ONE `os.writev`, either at once (a failed or short write is cut back with
+ftruncate, so the file only ever grows by whole appends) or, with a `writer`, on the log
+dir's I/O thread (`josef.storage.disk.writer`: the append's bookkeeping is done at once, the
+write follows; a failed write is rolled back by the log). Reads are `os.pread` of whole
+batches; the read path trusts the file (it was validated on append or by recovery) and walks
+only batch headers.
 
-Contract: `size` is the number of valid bytes; `next_offset` is the offset after the last
+Contract: `size` is the number of valid bytes, `written` how many of them are in the file
+(equal without a writer): a read of bytes past `written` first waits for the writes
+(`settle`), read-aheads stop at `written`; `next_offset` is the offset after the last
 batch (base_offset when empty). Indexes are caches kept in memory, written at flush
 (`begin_flush`) and fsynced once the segment is sealed (`finalize`); `scan(validate=True)`
 is Kafka's LogSegment.recover: it rebuilds both indexes and stops at the first invalid byte
@@ -43,6 +48,7 @@ from josef.storage.disk.index import (
     TimeIndex,
     write_pending,
 )
+from josef.storage.disk.writer import LogDirWriter, PendingWrite, WriteStream
 from josef.storage.errors import KafkaStorageError
 
 INT32_MAX = 2**31 - 1
@@ -140,7 +146,13 @@ class LogSegment:
         # begin_flush); fsynced once the segment is sealed.
         self._indexes_unsynced = False
         self.size = 0
+        self.written = 0  # bytes in the file (set by the writer's thread with write-behind)
         self.flushed_size = 0
+        # Write-behind (set by the log): the log dir's writer, the log's stream of writes,
+        # and this segment's latest write.
+        self.writer: LogDirWriter | None = None
+        self.stream: WriteStream | None = None
+        self.last_write: PendingWrite | None = None
         # Clock times of the file, not of its contents: a rescan (recovery, truncation)
         # keeps them, as Kafka's lastModified is the file's.
         self.first_append_ms = -1  # for segment.ms when no batch has a timestamp
@@ -152,6 +164,8 @@ class LogSegment:
         self.offset_index = OffsetIndex(config.segment_index_bytes // OFFSET_ENTRY_SIZE)
         self.time_index = TimeIndex(config.segment_index_bytes // TIME_ENTRY_SIZE)
         self.next_offset = self.base_offset
+        # The offset after the last written batch, kept only while writes are pending.
+        self.written_offset = self.base_offset
         self.max_timestamp = -1
         self.offset_of_max_timestamp = -1  # base_offset of the first batch holding it
         self.first_batch_timestamp = -1  # Kafka's rollingBasedTimestamp
@@ -175,12 +189,13 @@ class LogSegment:
         fd = os.open(path, os.O_RDWR | os.O_APPEND)
         segment = cls(directory, base_offset, config, fd)
         st = os.fstat(fd)
-        segment.size = segment.flushed_size = st.st_size
+        segment.size = segment.written = segment.flushed_size = st.st_size
         segment.last_append_ms = st.st_mtime_ns // 1_000_000
         segment.first_append_ms = now_ms
         return segment
 
     def close(self) -> None:
+        self.settle()  # the writer's thread must not write to a closed (reused) fd
         for fd in (self.fd, self._index_fd, self._time_index_fd):
             if fd >= 0:
                 os.close(fd)
@@ -199,17 +214,10 @@ class LogSegment:
         """Write `buffers` (whole batches, `total` bytes) with one writev; `batches` holds
         (base_offset, last_offset, max_timestamp, size) of each. All or nothing."""
         start = self.size
-        try:
-            written = os.writev(self.fd, buffers)
-        except OSError as err:
-            self._cut_back(start)
-            raise KafkaStorageError(f"write to {self.log_path} failed: {err}") from err
-        if written != total:
-            self._cut_back(start)
-            raise KafkaStorageError(
-                f"short write to {self.log_path}: {written} of {total} bytes "
-                f"({os.strerror(errno.ENOSPC)}?)"
-            )
+        if self.writer is not None:
+            self._submit(buffers, total, start, batches[0][0], batches[-1][1] + 1)
+        else:
+            self._write_now(buffers, total, start)
         if start == 0:
             self.first_append_ms = now_ms
             self.first_batch_timestamp = batches[0][2]
@@ -240,17 +248,10 @@ class LogSegment:
     ) -> None:
         """`append` of one batch (the common produce), without the per-batch tuples."""
         start = self.size
-        try:
-            written = os.writev(self.fd, buffers)
-        except OSError as err:
-            self._cut_back(start)
-            raise KafkaStorageError(f"write to {self.log_path} failed: {err}") from err
-        if written != size:
-            self._cut_back(start)
-            raise KafkaStorageError(
-                f"short write to {self.log_path}: {written} of {size} bytes "
-                f"({os.strerror(errno.ENOSPC)}?)"
-            )
+        if self.writer is not None:
+            self._submit(buffers, size, start, base, last + 1)
+        else:
+            self._write_now(buffers, size, start)
         if start == 0:
             self.first_append_ms = now_ms
             self.first_batch_timestamp = max_timestamp
@@ -268,6 +269,58 @@ class LogSegment:
         self.next_offset = last + 1
         self.size = start + size
         self.last_append_ms = now_ms
+
+    def _write_now(
+        self, buffers: Sequence[bytes | bytearray | memoryview], size: int, start: int
+    ) -> None:
+        try:
+            written = os.writev(self.fd, buffers)
+        except OSError as err:
+            self._cut_back(start)
+            raise KafkaStorageError(f"write to {self.log_path} failed: {err}") from err
+        if written != size:
+            self._cut_back(start)
+            raise KafkaStorageError(
+                f"short write to {self.log_path}: {written} of {size} bytes "
+                f"({os.strerror(errno.ENOSPC)}?)"
+            )
+        self.written = start + size
+
+    def _submit(
+        self, buffers: Sequence[bytes | bytearray | memoryview], size: int, start: int,
+        first_offset: int, end_offset: int,
+    ) -> None:
+        stream = self.stream
+        assert self.writer is not None and stream is not None
+        write = PendingWrite(self, stream, buffers, size, start, first_offset, end_offset)
+        self.last_write = stream.last = write
+        self.writer.submit(write)
+
+    def settle(self) -> None:
+        """Wait until every write submitted for this segment is done (write-behind)."""
+        last = self.last_write
+        if last is not None and not last.done:
+            assert self.writer is not None
+            self.writer.wait(last)
+
+    def _pread(self, length: int, position: int) -> bytes:
+        """os.pread of bytes that must be in the file: waits for the writes first; raises when
+        they failed (the log rolls back before its next operation)."""
+        if position + length > self.written:
+            self.settle()
+            if position + length > self.written:
+                raise KafkaStorageError(
+                    f"{self.log_path}: bytes {position}..{position + length} were not written"
+                )
+        return os.pread(self.fd, length, position)
+
+    def _ahead(self, position: int, want: int, need: int) -> int:
+        """A read-ahead length: `want` bytes, cut at `written` when that still leaves the
+        `need` bytes the caller must have (a tail read does not wait for the writer)."""
+        written = self.written
+        if position + want > written and position + need <= written:
+            return written - position
+        return want
 
     def _cut_back(self, size: int) -> None:
         try:
@@ -310,7 +363,8 @@ class LogSegment:
         while position < end:
             off = position - buf_start
             if off + HEADER_SIZE > len(buf):
-                buf = os.pread(self.fd, min(READAHEAD_BYTES, end - position), position)
+                want = self._ahead(position, min(READAHEAD_BYTES, end - position), HEADER_SIZE)
+                buf = self._pread(want, position)
                 buf_start, off = position, 0
                 assert len(buf) >= HEADER_SIZE, f"{self.log_path}: short header at {position}"
             info = _parse(buf, off, position)
@@ -335,7 +389,8 @@ class LogSegment:
             off = position - buf_start
             if off + HEADER_SIZE > len(buf):
                 want = max(min(READAHEAD_BYTES, end - position), HEADER_SIZE)
-                buf, buf_start, off = os.pread(self.fd, want, position), position, 0
+                want = self._ahead(position, want, HEADER_SIZE)
+                buf, buf_start, off = self._pread(want, position), position, 0
             info = _parse(buf, off, position)
             if info.last_offset >= offset:
                 return info, buf, buf_start
@@ -364,12 +419,14 @@ class LogSegment:
             if stop is not None:
                 end = stop
         length = min(end - first.position, max(max_bytes, first.size))
+        if max_offset <= self.written_offset:  # all it may return is written: do not wait
+            length = self._ahead(first.position, length, first.size)
         skip = first.position - found_at
         data: bytes | memoryview
         if skip + length <= len(found_in):  # read already while looking for the batch
             data = memoryview(found_in)[skip : skip + length]
         else:
-            data = os.pread(self.fd, length, first.position)
+            data = self._pread(length, first.position)
         cut, next_offset = first.size, first.last_offset + 1
         # The last index entry inside the data, below max_offset, is a batch boundary that
         # every batch before it qualifies for: only the headers after it (about
@@ -393,7 +450,7 @@ class LogSegment:
         return view, next_offset, reached_end
 
     def read_batch(self, info: BatchInfo) -> BatchHeader:
-        return BatchHeader(os.pread(self.fd, info.size, info.position))
+        return BatchHeader(self._pread(info.size, info.position))
 
     def find_timestamp(self, timestamp: int) -> BatchInfo | None:
         """The first batch with max_timestamp >= timestamp."""
@@ -556,7 +613,8 @@ class LogSegment:
             else:
                 self._index_batch(position, base, last, max_ts, size)
             position += size
-        self.size = position
+        self.size = self.written = position
+        self.written_offset = self.next_offset
         self.flushed_size = min(self.flushed_size, position)
         if position < file_size:
             os.ftruncate(self.fd, position)
@@ -565,6 +623,7 @@ class LogSegment:
 
     def truncate_to_offset(self, offset: int, config: LogConfig) -> None:
         """Remove the batch holding `offset` and everything after it."""
+        self.settle()
         info = self.find_batch(offset)
         if info is None:
             return

@@ -267,6 +267,9 @@ class LogDirWriter:
                 self._progress.notify_all()
         if self._async_waiters and not self._wakeup_scheduled:
             loop = self._loop
-            if loop is not None and not loop.is_closed():
+            if loop is not None:
                 self._wakeup_scheduled = True
-                loop.call_soon_threadsafe(self._wake_async_waiters)
+                try:
+                    loop.call_soon_threadsafe(self._wake_async_waiters)
+                except RuntimeError:  # the loop is closed: nobody is left waiting
+                    self._async_waiters = []

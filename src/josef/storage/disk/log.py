@@ -681,10 +681,11 @@ class DiskPartitionLog:
             segment.writer, segment.stream = self._writer, self._stream
 
     def pending_write(self) -> PendingWrite | None:
-        """The latest append's write while it is not done (write-behind), else None: take it
-        right after the append, then `await wait_written(it)` before acknowledging."""
+        """The latest append's write while it is not done or when it failed (write-behind),
+        else None: take it right after the append, then `await wait_written(it)` before
+        acknowledging (which raises for a failed one)."""
         last = self._stream.last
-        return last if last is not None and not last.done else None
+        return last if last is not None and (not last.done or last.error is not None) else None
 
     async def wait_written(self, write: PendingWrite) -> None:
         """Return once `write` is in the file. KafkaStorageError if it failed; the log has

@@ -503,6 +503,7 @@ class LogSegment:
             self._index_batch(
                 info.position, info.base_offset, info.last_offset, info.max_timestamp, info.size
             )
+        self.written_offset = self.next_offset  # all of it is in the file
 
     def _load_max_timestamp(self, end: int) -> None:
         """max_timestamp of the batches before position `end` (an offset-index entry's), for

@@ -131,7 +131,9 @@ class LogDirWriter:
         """Return once `write` is done, without blocking the event loop."""
         if write.done:
             return
-        self._loop = loop = asyncio.get_running_loop()
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:  # a wake-up scheduled on an earlier loop may never run
+            self._loop, self._wakeup_scheduled = loop, False
         future: asyncio.Future[None] = loop.create_future()
         self._async_waiters.append((write, future))
         if write.done:  # finished between the check and the registration
@@ -273,3 +275,4 @@ class LogDirWriter:
                     loop.call_soon_threadsafe(self._wake_async_waiters)
                 except RuntimeError:  # the loop is closed: nobody is left waiting
                     self._async_waiters = []
+                    self._wakeup_scheduled = False

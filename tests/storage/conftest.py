@@ -122,3 +122,12 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LogFactor
     factory = LogFactory(request.param, tmp_path)
     yield factory
     factory.close()
+
+
+@pytest.fixture(autouse=True)
+def every_append_written_behind(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With write-behind, hand every append to the writer's thread, small ones too (the
+    broker writes small appends to an idle log at once: `LogDirWriter.hand_off_min_bytes`),
+    so that these tests exercise the writer; test_write_behind covers the threshold."""
+    writer_module = importlib.import_module("josef.storage.disk.writer")
+    monkeypatch.setattr(writer_module.LogDirWriter, "hand_off_min_bytes", 0)

@@ -29,6 +29,7 @@ from josef.records.batch import iter_batches
 from josef.records.builder import BatchBuilder
 from josef.records.control import ControlRecordType, EndTransactionMarker, build_marker_batch
 from josef.storage.api import LogConfig
+from josef.storage.disk import segment as segment_module
 from josef.storage.disk import writer as writer_module
 from josef.storage.disk.log import DiskPartitionLog
 from josef.storage.disk.manager import DiskPartitionLogs
@@ -299,7 +300,9 @@ def small_fs(tmp_path: Path) -> Iterator[Path]:
     try:
         yield mount_point
     finally:
-        subprocess.run(["umount", str(mount_point)], check=False)
+        # Lazily when busy: a failed test may leave a log's files open.
+        if subprocess.run(["umount", str(mount_point)], capture_output=True).returncode:
+            subprocess.run(["umount", "-l", str(mount_point)], check=False)
 
 
 def test_real_disk_full_with_queued_writes(small_fs: Path, fake_os: FaultyOS) -> None:
@@ -335,31 +338,44 @@ def test_real_disk_full_with_queued_writes(small_fs: Path, fake_os: FaultyOS) ->
 
 
 # --- 3: a failure while the pending writes span rolls ---------------------------------------
-def test_failure_with_pending_writes_across_rolls_deletes_the_later_segments(
+def test_a_roll_waits_for_the_queued_writes_and_refuses_after_a_failed_one(
     tmp_path: Path, fake_os: FaultyOS, writer: LogDirWriter
 ) -> None:
+    """A new segment's file must not exist before the bytes below its base are written (a
+    crash would keep it, empty, past the stored end: a gap in the offsets). So the append
+    that rolls waits for the queued writes, and raises when one of them failed."""
     size = len(batch(0))
     config = LogConfig(segment_bytes=3 * size + size // 2)  # three batches per segment
     log = open_log(tmp_path, config, writer)
     appender = Appender(log)
     for i in range(4):  # segment 0: batches 0-2; segment 3: batch 3
         appender.append_written(batch(i))
-    # Held: batch 4 (segment 3). Queued: 5 (segment 3), 6-8 (segment 6), 9 (segment 9).
-    queue_behind_held_write(fake_os, appender, [batch(i) for i in range(4, 10)])
-    assert log.segment_base_offsets == [0, 3, 6, 9]
-    assert (tmp_path / f"{9:020d}.log").exists()
-    fake_os.enospc.add(6)  # the second queued write: batch 5
+    # Held: batch 4. Queued: batch 5, which fails. Segment 3 is then full.
+    queue_behind_held_write(fake_os, appender, [batch(4), batch(5)])
+    fake_os.enospc.add(6)
+    outcome: list[BaseException | None] = []
+
+    def roll() -> None:
+        try:
+            log.append_as_leader(batch(6), 0, NOW)
+            outcome.append(None)
+        except BaseException as err:  # reported to the test thread
+            outcome.append(err)
+
+    rolling = threading.Thread(target=roll)
+    rolling.start()
+    time.sleep(0.3)
+    assert rolling.is_alive(), "the roll did not wait for the queued writes"
+    assert not (tmp_path / f"{6:020d}.log").exists()
     fake_os.release()
+    rolling.join(SAFETY_S)
+    assert len(outcome) == 1 and isinstance(outcome[0], KafkaStorageError)
+    assert log.segment_base_offsets == [0, 3]
 
     results = asyncio.run(outcomes(log, appender.writes[4:]))
     assert results[0] is None
-    assert all(isinstance(err, KafkaStorageError) for err in results[1:])
-    assert fake_os.calls == 6
-
+    assert isinstance(results[1], KafkaStorageError)
     assert log.log_end_offset == 5
-    assert log.segment_base_offsets == [0, 3]
-    for base in (6, 9):
-        assert not list(tmp_path.glob(f"{base:020d}.*")), f"segment {base} left files"
     assert os.path.getsize(tmp_path / f"{3:020d}.log") == sum(map(len, appender.stored[3:5]))
     written = b"".join(appender.stored[:5])
     assert read_all(log) == written
@@ -372,8 +388,6 @@ def test_failure_with_pending_writes_across_rolls_deletes_the_later_segments(
     assert appender.base_offsets[-2:] == [5, 6]
     assert log.segment_base_offsets == [0, 3, 6]
     log.flush()
-    # The producer-state snapshots queued at the dropped rolls (offsets 6 and 9) described
-    # batches that are gone; at most the one at the new roll (6) may be written.
     assert {int(p.name[:20]) for p in tmp_path.glob("*.snapshot")} <= {3, 6}
     log.close()
     assert_reopens_with(tmp_path, config, b"".join(appender.stored))
@@ -765,3 +779,44 @@ def test_a_write_that_failed_before_the_caller_looked_is_still_reported(
     assert log.log_end_offset == 1
     assert read_all(log) == appender.stored[0]
     log.close()
+
+
+def test_small_appends_to_an_idle_log_are_written_at_once(
+    tmp_path: Path, fake_os: FaultyOS
+) -> None:
+    """Below hand_off_min_bytes an append to a log with nothing queued is written on the
+    caller's thread (no hand-off latency) and fails there; with writes queued it goes behind
+    them, in order; from the threshold on it is handed off."""
+    writer = LogDirWriter("inline", hand_off_min_bytes=4096)
+    try:
+        log = open_log(tmp_path, LogConfig(), writer)
+        appender = Appender(log)
+        assert appender.append(batch(0)) is None  # written already
+        assert log_file_sizes(tmp_path) == len(appender.stored[0])
+        assert fake_os.calls == 0  # not by the writer's thread
+
+        queue_behind_held_write(fake_os, appender, [batch(1, size=5000), batch(2), batch(3)])
+        assert all(w is not None for w in appender.writes[1:])  # small ones queued behind
+        fake_os.release()
+        log.settle()
+        assert read_all(log) == b"".join(appender.stored)
+
+        # A write on the caller's thread that fails raises at once; the log is unchanged.
+        size, leo = log.size_bytes, log.log_end_offset
+        failing = FaultyOS()
+        failing.enospc.add(1)
+        original = segment_module.os
+        segment_module.os = failing
+        try:
+            with pytest.raises(KafkaStorageError):
+                log.append_as_leader(batch(4), 0, NOW)
+        finally:
+            segment_module.os = original
+        assert (log.size_bytes, log.log_end_offset) == (size, leo)
+        assert log_file_sizes(tmp_path) == size
+        appender.append(batch(5))
+        assert read_all(log) == b"".join(appender.stored[:4]) + appender.stored[-1]
+        log.close()
+    finally:
+        fake_os.release()
+        writer.close()

@@ -844,6 +844,17 @@ class DiskPartitionLog:
         return segment
 
     def _roll_to(self, base_offset: int) -> None:
+        # The new segment's file must not reach the disk before the bytes below its base: a
+        # crash would keep it, empty, past the stored end, and the log would go on after a
+        # gap. Rolls are rare (segment.bytes, segment.ms); the wait is for queued writes only.
+        last = self._stream.last
+        if last is not None and not last.done:
+            assert self._writer is not None
+            self._writer.wait(last)
+        if self._stream.failed is not None:
+            raise KafkaStorageError(
+                f"a write to {self.directory} failed; the log rolls back to its last write"
+            )
         self._segments[-1].finalize()
         try:
             segment = self._create_segment(base_offset)

@@ -214,7 +214,7 @@ class LogSegment:
         """Write `buffers` (whole batches, `total` bytes) with one writev; `batches` holds
         (base_offset, last_offset, max_timestamp, size) of each. All or nothing."""
         start = self.size
-        if self.writer is not None:
+        if self._hand_off(total):
             self._submit(buffers, total, start, batches[0][0], batches[-1][1] + 1)
         else:
             self._write_now(buffers, total, start)
@@ -248,7 +248,7 @@ class LogSegment:
     ) -> None:
         """`append` of one batch (the common produce), without the per-batch tuples."""
         start = self.size
-        if self.writer is not None:
+        if self._hand_off(size):
             self._submit(buffers, size, start, base, last + 1)
         else:
             self._write_now(buffers, size, start)
@@ -269,6 +269,19 @@ class LogSegment:
         self.next_offset = last + 1
         self.size = start + size
         self.last_append_ms = now_ms
+
+    def _hand_off(self, size: int) -> bool:
+        """Whether the writer's thread writes this append: always when the log has writes
+        queued (order), and from the writer's hand_off_min_bytes on; a smaller append to a
+        log with nothing queued is written here, at once."""
+        writer = self.writer
+        if writer is None:
+            return False
+        if size >= writer.hand_off_min_bytes:
+            return True
+        last = self.last_write if self.stream is None else self.stream.last
+        # A failed write leaves `error` on the latest one: the log rolls back first.
+        return last is not None and (not last.done or last.error is not None)
 
     def _write_now(
         self, buffers: Sequence[bytes | bytearray | memoryview], size: int, start: int

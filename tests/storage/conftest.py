@@ -9,6 +9,7 @@ skipped, a memory log has nothing to reopen from). The disk engine joins the run
 from __future__ import annotations
 
 import importlib
+import subprocess
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -131,3 +132,22 @@ def every_append_written_behind(monkeypatch: pytest.MonkeyPatch) -> None:
     so that these tests exercise the writer; test_write_behind covers the threshold."""
     writer_module = importlib.import_module("josef.storage.disk.writer")
     monkeypatch.setattr(writer_module.LogDirWriter, "hand_off_min_bytes", 0)
+
+
+@pytest.fixture
+def small_fs(tmp_path: Path) -> Iterator[Path]:
+    """A real 1 MiB tmpfs, for disk-full tests (skipped where mount is not permitted)."""
+    mount_point = tmp_path / "mnt"
+    mount_point.mkdir()
+    result = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount_point)],
+        capture_output=True,
+    )
+    if result.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs: {result.stderr.decode().strip()}")
+    try:
+        yield mount_point
+    finally:
+        # Lazily when busy: a failed test may leave a log's files open.
+        if subprocess.run(["umount", str(mount_point)], capture_output=True).returncode:
+            subprocess.run(["umount", "-l", str(mount_point)], check=False)

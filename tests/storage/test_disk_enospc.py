@@ -10,7 +10,6 @@ without raising."""
 from __future__ import annotations
 
 import asyncio
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,22 +27,6 @@ NOW = 1_700_000_000_000
 BATCH_BYTES = 16 * 1024  # one record's value; the tmpfs holds about 60 such batches
 
 
-@pytest.fixture
-def small_fs(tmp_path: Path) -> Iterator[Path]:
-    mount_point = tmp_path / "mnt"
-    mount_point.mkdir()
-    result = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount_point)],
-        capture_output=True,
-    )
-    if result.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs: {result.stderr.decode().strip()}")
-    try:
-        yield mount_point
-    finally:
-        # Lazily when busy: a failed test may leave a log's files open.
-        if subprocess.run(["umount", str(mount_point)], capture_output=True).returncode:
-            subprocess.run(["umount", "-l", str(mount_point)], check=False)
 
 
 @pytest.fixture(params=["write_behind", "synchronous"])

@@ -16,7 +16,6 @@ import asyncio
 import errno
 import os
 import struct
-import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -212,6 +211,17 @@ def queue_behind_held_write(fake: FaultyOS, appender: Appender, batches: Sequenc
         appender.append(records)
 
 
+def three_written(
+    directory: Path, writer: LogDirWriter, config: LogConfig | None = None
+) -> tuple[DiskPartitionLog, Appender]:
+    """A log whose batches 0-2 (offsets 0-2) are in the file."""
+    log = open_log(directory, config or LogConfig(), writer)
+    appender = Appender(log)
+    for i in range(3):
+        appender.append_written(batch(i))
+    return log, appender
+
+
 def assert_reopens_with(directory: Path, config: LogConfig, expected: bytes) -> None:
     reopened = open_log(directory, config, None)  # synchronous mode, unclean: recovery scans
     try:
@@ -226,10 +236,7 @@ def test_enospc_fails_that_append_and_every_later_one_and_rolls_back(
     tmp_path: Path, fake_os: FaultyOS, writer: LogDirWriter
 ) -> None:
     config = LogConfig()
-    log = open_log(tmp_path, config, writer)
-    appender = Appender(log)
-    for i in range(3):
-        appender.append_written(batch(i))
+    log, appender = three_written(tmp_path, writer, config)
     written = b"".join(appender.stored)
     fake_os.enospc.add(4)  # the held write of batch 3
     queue_behind_held_write(fake_os, appender, [batch(3), batch(4), batch(5)])
@@ -257,10 +264,7 @@ def test_short_write_keeps_the_covered_writes_and_cuts_the_junk(
     tmp_path: Path, fake_os: FaultyOS, writer: LogDirWriter
 ) -> None:
     config = LogConfig()
-    log = open_log(tmp_path, config, writer)
-    appender = Appender(log)
-    for i in range(3):
-        appender.append_written(batch(i))
+    log, appender = three_written(tmp_path, writer, config)
     # Held: batch 3. Queued: batch 4, one append of batches 5 and 6, batch 7.
     queue_behind_held_write(fake_os, appender, [batch(3), batch(4), batch(5) + batch(6), batch(7)])
     assert appender.base_offsets == [0, 1, 2, 3, 4, 5, 7]
@@ -286,23 +290,6 @@ def test_short_write_keeps_the_covered_writes_and_cuts_the_junk(
     assert_reopens_with(tmp_path, config, b"".join(appender.stored))
 
 
-@pytest.fixture
-def small_fs(tmp_path: Path) -> Iterator[Path]:
-    """A real 1 MiB tmpfs (skipped where mount is not permitted)."""
-    mount_point = tmp_path / "mnt"
-    mount_point.mkdir()
-    result = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount_point)],
-        capture_output=True,
-    )
-    if result.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs: {result.stderr.decode().strip()}")
-    try:
-        yield mount_point
-    finally:
-        # Lazily when busy: a failed test may leave a log's files open.
-        if subprocess.run(["umount", str(mount_point)], capture_output=True).returncode:
-            subprocess.run(["umount", "-l", str(mount_point)], check=False)
 
 
 def test_real_disk_full_with_queued_writes(small_fs: Path, fake_os: FaultyOS) -> None:
@@ -436,10 +423,7 @@ def open_transaction(log: DiskPartitionLog) -> int:
 def test_failed_abort_marker_leaves_the_transaction_open_and_unindexed(
     tmp_path: Path, fake_os: FaultyOS, writer: LogDirWriter
 ) -> None:
-    log = open_log(tmp_path, LogConfig(), writer)
-    appender = Appender(log)
-    for i in range(3):
-        appender.append_written(batch(i))
+    log, appender = three_written(tmp_path, writer)
     txn = BatchBuilder(producer_id=PID, producer_epoch=0, base_sequence=0, is_transactional=True)
     for r in range(2):
         txn.append(NOW, None, bytes([r]), [])
@@ -501,10 +485,7 @@ def test_failed_append_in_a_new_leader_epoch_leaves_no_entry_for_it(
 def test_flush_after_a_failed_write_rolls_back_first(
     tmp_path: Path, fake_os: FaultyOS, writer: LogDirWriter
 ) -> None:
-    log = open_log(tmp_path, LogConfig(), writer)
-    appender = Appender(log)
-    for i in range(3):
-        appender.append_written(batch(i))
+    log, appender = three_written(tmp_path, writer)
     fake_os.enospc.add(4)
     queue_behind_held_write(fake_os, appender, [batch(3), batch(4)])
     fake_os.release()
@@ -523,10 +504,7 @@ def test_flush_after_a_failed_write_rolls_back_first(
 def test_flush_job_waiting_for_a_write_that_fails_does_not_move_the_recovery_point(
     tmp_path: Path, fake_os: FaultyOS, writer: LogDirWriter
 ) -> None:
-    log = open_log(tmp_path, LogConfig(), writer)
-    appender = Appender(log)
-    for i in range(3):
-        appender.append_written(batch(i))
+    log, appender = three_written(tmp_path, writer)
     fake_os.enospc.add(4)
     queue_behind_held_write(fake_os, appender, [batch(3), batch(4)])
     job = log.begin_flush()
@@ -549,10 +527,7 @@ def test_flush_job_waiting_for_a_write_that_fails_does_not_move_the_recovery_poi
 def test_bounded_read_does_not_wait_for_queued_writes_and_unbounded_read_does(
     tmp_path: Path, fake_os: FaultyOS, writer: LogDirWriter
 ) -> None:
-    log = open_log(tmp_path, LogConfig(), writer)
-    appender = Appender(log)
-    for i in range(3):
-        appender.append_written(batch(i))
+    log, appender = three_written(tmp_path, writer)
     queue_behind_held_write(fake_os, appender, [batch(3), batch(4)])
     safety = threading.Timer(SAFETY_S, fake_os.release)  # a wrong wait ends, and fails below
     safety.start()

@@ -274,12 +274,12 @@ class LogSegment:
         """Whether the writer's thread writes this append: always when the log has writes
         queued (order), and from the writer's hand_off_min_bytes on; a smaller append to a
         log with nothing queued is written here, at once."""
-        writer = self.writer
-        if writer is None:
+        writer, stream = self.writer, self.stream
+        if writer is None or stream is None:
             return False
         if size >= writer.hand_off_min_bytes:
             return True
-        last = self.last_write if self.stream is None else self.stream.last
+        last = stream.last
         # A failed write leaves `error` on the latest one: the log rolls back first.
         return last is not None and (not last.done or last.error is not None)
 

@@ -73,7 +73,7 @@ from josef.records.records import iter_records, record_offset, record_timestamp
 from josef.storage.api import AppendInfo, FetchData, LogConfig, TimestampAndOffset
 from josef.storage.disk.cleaner import recover_swap_files
 from josef.storage.disk.segment import INT32_MAX, LogSegment, first_record_at, segment_name
-from josef.storage.disk.writer import LogDirWriter, PendingWrite, WriteStream
+from josef.storage.disk.writer import IOV_MAX, LogDirWriter, PendingWrite, WriteStream
 from josef.storage.errors import (
     InvalidRecord,
     KafkaStorageError,
@@ -107,9 +107,6 @@ from josef.storage.txn_index import (
 
 _log = logging.getLogger(__name__)
 
-# os.writev takes at most IOV_MAX buffers (1024 on Linux); an append of more batches than
-# that is copied once into one buffer instead of written as header + payload pairs.
-_IOV_MAX = os.sysconf("SC_IOV_MAX") if hasattr(os, "sysconf") else 1024
 _INT64 = struct.Struct(">q")
 _INT32 = struct.Struct(">i")
 _UINT32 = struct.Struct(">I")
@@ -467,7 +464,9 @@ class DiskPartitionLog:
                     h.producer_id, next_batch,
                 )
         view = memoryview(records)
-        whole = bytearray(records) if 2 * len(headers) > _IOV_MAX else None
+        # More batches than IOV_MAX / 2 (os.writev's limit on buffers): copied once into one
+        # buffer instead of written as header + payload pairs.
+        whole = bytearray(records) if 2 * len(headers) > IOV_MAX else None
         buffers: list[bytes | bytearray | memoryview] = [whole] if whole is not None else []
         batches: list[tuple[int, int, int, int]] = []
         # (header with the assigned offsets, header as received) of batches with a producer id
@@ -699,21 +698,24 @@ class DiskPartitionLog:
 
     def settle(self) -> None:
         """Block until every append so far is written; roll back if a write failed."""
+        self._wait_for_writes()
+        if self._stream.failed is not None and not self._closed:
+            self._roll_back_failed_write()
+
+    def _wait_for_writes(self) -> None:
+        """Block until every queued write of this log is done (written, failed or dropped)."""
         last = self._stream.last
         if last is not None and not last.done:
             assert self._writer is not None
             self._writer.wait(last)
-        if self._stream.failed is not None and not self._closed:
-            self._roll_back_failed_write()
 
     def _roll_back_failed_write(self) -> None:
         """After a failed write: drop what was not written (the failed write's segment is cut
         back to it, later segments go), then reload the tail state as `truncate_to` does."""
         stream = self._stream
         failed = stream.failed
-        assert failed is not None and self._writer is not None
-        if stream.last is not None:
-            self._writer.wait(stream.last)  # the writes after it are dropped, not in flight
+        assert failed is not None
+        self._wait_for_writes()  # the writes after it are dropped, not in flight
         segment = failed.segment
         if segment not in self._segments:  # deleted meanwhile: only by a caller's misuse
             self._closed = True
@@ -847,10 +849,7 @@ class DiskPartitionLog:
         # The new segment's file must not reach the disk before the bytes below its base: a
         # crash would keep it, empty, past the stored end, and the log would go on after a
         # gap. Rolls are rare (segment.bytes, segment.ms); the wait is for queued writes only.
-        last = self._stream.last
-        if last is not None and not last.done:
-            assert self._writer is not None
-            self._writer.wait(last)
+        self._wait_for_writes()
         if self._stream.failed is not None:
             raise KafkaStorageError(
                 f"a write to {self.directory} failed; the log rolls back to its last write"

@@ -215,7 +215,7 @@ class LogSegment:
         (base_offset, last_offset, max_timestamp, size) of each. All or nothing."""
         start = self.size
         if self._hand_off(total):
-            self._submit(buffers, total, start, batches[0][0], batches[-1][1] + 1)
+            self._submit(buffers, total, start, batches[-1][1] + 1)
         else:
             self._write_now(buffers, total, start)
         if start == 0:
@@ -249,7 +249,7 @@ class LogSegment:
         """`append` of one batch (the common produce), without the per-batch tuples."""
         start = self.size
         if self._hand_off(size):
-            self._submit(buffers, size, start, base, last + 1)
+            self._submit(buffers, size, start, last + 1)
         else:
             self._write_now(buffers, size, start)
         if start == 0:
@@ -301,11 +301,11 @@ class LogSegment:
 
     def _submit(
         self, buffers: Sequence[bytes | bytearray | memoryview], size: int, start: int,
-        first_offset: int, end_offset: int,
+        end_offset: int,
     ) -> None:
         stream = self.stream
         assert self.writer is not None and stream is not None
-        write = PendingWrite(self, stream, buffers, size, start, first_offset, end_offset)
+        write = PendingWrite(self, stream, buffers, size, start, end_offset)
         self.last_write = stream.last = write
         self.writer.submit(write)
 

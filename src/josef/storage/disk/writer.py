@@ -28,7 +28,7 @@ import logging
 import os
 import threading
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -36,7 +36,8 @@ if TYPE_CHECKING:
 
 _log = logging.getLogger(__name__)
 
-_IOV_MAX = os.sysconf("SC_IOV_MAX") if hasattr(os, "sysconf") else 1024
+# os.writev takes at most IOV_MAX buffers (1024 on Linux).
+IOV_MAX = os.sysconf("SC_IOV_MAX") if hasattr(os, "sysconf") else 1024
 # Bytes submitted and not yet written, per log dir. 16 MiB is a few milliseconds of the
 # page cache's write rate and tens of milliseconds of a disk's: enough to keep the thread
 # busy while the loop prepares the next appends, small next to a broker's memory (the
@@ -62,15 +63,13 @@ class WriteStream:
 
 class PendingWrite:
     """`buffers` (`size` bytes) to append to `segment`'s file at `position`, holding the
-    offsets from `first_offset` to `end_offset` (exclusive). `done` once attempted (or
-    dropped); `error` tells it failed."""
+    offsets below `end_offset`. `done` once attempted (or dropped); `error` tells it failed."""
 
     __slots__ = (
         "buffers",
         "done",
         "end_offset",
         "error",
-        "first_offset",
         "position",
         "segment",
         "size",
@@ -80,14 +79,13 @@ class PendingWrite:
     def __init__(
         self, segment: LogSegment, stream: WriteStream,
         buffers: Sequence[bytes | bytearray | memoryview], size: int, position: int,
-        first_offset: int, end_offset: int,
+        end_offset: int,
     ) -> None:
         self.segment = segment
         self.stream = stream
         self.buffers = buffers
         self.size = size
         self.position = position
-        self.first_offset = first_offset
         self.end_offset = end_offset
         self.done = False
         self.error: OSError | None = None
@@ -172,8 +170,7 @@ class LogDirWriter:
         )
         self._thread.start()
 
-    def _wait_until(self, ready: object) -> None:
-        assert callable(ready)
+    def _wait_until(self, ready: Callable[[], bool]) -> None:
         with self._lock:
             self._blocked += 1
             try:
@@ -234,7 +231,7 @@ class LogDirWriter:
             write = queue[0]
             if write.segment is not segment:  # the next writev's
                 break
-            if len(buffers) + len(write.buffers) > _IOV_MAX:
+            if len(buffers) + len(write.buffers) > IOV_MAX:
                 break
             queue.popleft()
             group.append(write)
